@@ -1,0 +1,363 @@
+"""The model card: the one contract between the trainer and the plugin.
+
+A card is a versioned JSON document stored in the ONNX file's metadata under
+:data:`CARD_METADATA_KEY`. It says which tensors the graph takes and how raw
+values are scaled into them, how terrain is derived from the DEM, the ground
+resolution and tile sizes the model was trained at, the default threshold and
+minimum polygon area, where the model comes from and how well it scored.
+
+This module is the only code that knows the card's key names. The trainer
+writes cards with :func:`write_card`; the plugin reads them with
+:func:`read_card` and checks them against the graph with
+:func:`check_card_matches_graph`.
+
+Scaling convention: for every channel, ``model_value = raw_value * scale + offset``
+where ``raw_value`` is an 8-bit-equivalent image value (0..255), a gdaldem
+hillshade value (0..255) or a slope in degrees.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+
+from .errors import ModelCardError
+
+CARD_METADATA_KEY = "landslide_mapper.model_card"
+SCHEMA_VERSION = 1
+
+ROLE_PRE_IMAGE = "pre_image"
+ROLE_POST_IMAGE = "post_image"
+ROLE_TERRAIN = "terrain"
+ROLES = (ROLE_PRE_IMAGE, ROLE_POST_IMAGE, ROLE_TERRAIN)
+
+RGB_CHANNELS = ("red", "green", "blue")
+TERRAIN_CHANNELS = ("hillshade", "slope")
+CHANNELS_BY_ROLE = {
+    ROLE_PRE_IMAGE: RGB_CHANNELS,
+    ROLE_POST_IMAGE: RGB_CHANNELS,
+    ROLE_TERRAIN: TERRAIN_CHANNELS,
+}
+
+
+@dataclass(frozen=True)
+class ChannelScaling:
+    """How one raw channel becomes a model value: ``raw * scale + offset``."""
+
+    name: str
+    scale: float
+    offset: float
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input tensor of the graph (NHWC, float32)."""
+
+    tensor_name: str
+    role: str
+    channels: Tuple[ChannelScaling, ...]
+
+
+@dataclass(frozen=True)
+class TerrainRecipe:
+    """How hillshade and slope are derived from the DEM (gdaldem's vocabulary).
+
+    ``hillshade_integer`` rounds hillshade to whole numbers as gdaldem's Byte
+    output does. With ``fill_missing_neighbours`` a missing neighbour (nodata,
+    or outside the DEM) takes the centre pixel's elevation, which is gdaldem's
+    ``-compute_edges`` rule for nodata neighbours (at the raster's own edge
+    gdaldem extrapolates instead); terrain, and so predictions, then reach the
+    edge of the DEM and of nodata holes.
+    """
+
+    gradient: str = "Horn"
+    azimuth_deg: float = 315.0
+    altitude_deg: float = 45.0
+    z_factor: float = 1.0
+    slope_units: str = "degrees"
+    hillshade_integer: bool = True
+    fill_missing_neighbours: bool = True
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything the plugin needs to run a model, and what a user must know of it.
+
+    Attributes:
+        name: Short model name shown to users.
+        version: Model version string.
+        description: One paragraph on what the model is.
+        inputs: The graph's input tensors, their roles and scaling.
+        output_name: Name of the probability output (N, H, W, 1), values 0..1.
+        gsd_m: Ground sampling distance the model was trained at, in metres.
+        tile_px: Training tile size in pixels.
+        context_px: Margin in pixels discarded on each side of a window.
+        size_multiple_px: Window sizes must be a multiple of this.
+        threshold: Default probability threshold for the landslide mask.
+        min_area_m2: Default minimum polygon area in square metres.
+        terrain: Recipe for hillshade and slope.
+        reflectance_saturation: Surface reflectance (x10000) mapped to 255 when
+            converting Sentinel-2 L2A values to 8-bit (2000 as in ESA's L2A TCI).
+        provenance: Free-form facts: trained_on, training_events, created, ...
+        metrics: Measured scores (mcc, f1, precision, recall) and evaluated_on.
+        schema_version: Version of this card format.
+    """
+
+    name: str
+    version: str
+    description: str
+    inputs: Tuple[InputSpec, ...]
+    output_name: str
+    gsd_m: float
+    tile_px: int
+    context_px: int
+    size_multiple_px: int = 32
+    threshold: float = 0.5
+    min_area_m2: float = 100.0
+    terrain: TerrainRecipe = field(default_factory=TerrainRecipe)
+    reflectance_saturation: float = 2000.0
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def input_for_role(self, role: str) -> InputSpec:
+        """The input spec that carries ``role``."""
+        for spec in self.inputs:
+            if spec.role == role:
+                return spec
+        raise ModelCardError(f"The model card has no input for '{role}'.")
+
+    def to_json(self) -> str:
+        """Serialise to the JSON stored in the ONNX metadata."""
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    def __post_init__(self) -> None:
+        _check_card(self)
+
+
+def standard_inputs(
+    image_scale: float = 1 / 127.5,
+    image_offset: float = -1.0,
+    hillshade_scale: float = 1 / 127.5,
+    hillshade_offset: float = -1.0,
+    slope_scale: float = 1 / 45.0,
+    slope_offset: float = -1.0,
+) -> Tuple[InputSpec, ...]:
+    """The three inputs of the paper's network with the authors' scaling.
+
+    RGB and hillshade as ``x / 127.5 - 1``; slope in degrees as ``x / 45 - 1``.
+    """
+
+    def rgb(tensor_name: str) -> InputSpec:
+        return InputSpec(
+            tensor_name,
+            tensor_name,
+            tuple(ChannelScaling(c, image_scale, image_offset) for c in RGB_CHANNELS),
+        )
+
+    terrain = InputSpec(
+        ROLE_TERRAIN,
+        ROLE_TERRAIN,
+        (
+            ChannelScaling("hillshade", hillshade_scale, hillshade_offset),
+            ChannelScaling("slope", slope_scale, slope_offset),
+        ),
+    )
+    return (rgb(ROLE_PRE_IMAGE), rgb(ROLE_POST_IMAGE), terrain)
+
+
+def card_from_json(text: str) -> ModelCard:
+    """Parse and validate a card; raise :class:`ModelCardError` naming the problem."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ModelCardError(f"The model card is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelCardError("The model card is not a JSON object.")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ModelCardError(
+            f"The model card has schema version {version!r}; this plugin reads version "
+            f"{SCHEMA_VERSION}. Update the plugin or re-export the model."
+        )
+    try:
+        inputs = tuple(
+            InputSpec(
+                spec["tensor_name"],
+                spec["role"],
+                tuple(ChannelScaling(c["name"], float(c["scale"]), float(c["offset"])) for c in spec["channels"]),
+            )
+            for spec in data["inputs"]
+        )
+        terrain = TerrainRecipe(**data.get("terrain", {}))
+        kwargs = {k: data[k] for k in _REQUIRED_SCALARS}
+        optional = {k: data[k] for k in _OPTIONAL_SCALARS if k in data}
+        return ModelCard(
+            inputs=inputs,
+            terrain=terrain,
+            provenance=dict(data.get("provenance", {})),
+            metrics=dict(data.get("metrics", {})),
+            **kwargs,
+            **optional,
+        )
+    except KeyError as exc:
+        raise ModelCardError(f"The model card lacks the field {exc.args[0]!r}.") from exc
+    except TypeError as exc:
+        raise ModelCardError(f"The model card has a malformed field: {exc}") from exc
+
+
+_REQUIRED_SCALARS = ("name", "version", "description", "output_name", "gsd_m", "tile_px", "context_px")
+_OPTIONAL_SCALARS = (
+    "size_multiple_px",
+    "threshold",
+    "min_area_m2",
+    "reflectance_saturation",
+    "schema_version",
+)
+
+
+def _check_card(card: ModelCard) -> None:
+    """Refuse values no model can have."""
+    roles = [spec.role for spec in card.inputs]
+    if sorted(roles) != sorted(ROLES):
+        raise ModelCardError(f"The model card must declare exactly the inputs {list(ROLES)}; it declares {roles}.")
+    for spec in card.inputs:
+        names = tuple(c.name for c in spec.channels)
+        if names != CHANNELS_BY_ROLE[spec.role]:
+            raise ModelCardError(
+                f"Input '{spec.tensor_name}' ({spec.role}) must have channels "
+                f"{list(CHANNELS_BY_ROLE[spec.role])}; the card lists {list(names)}."
+            )
+    checks = (
+        (card.gsd_m > 0, "gsd_m must be positive"),
+        (card.tile_px > 0, "tile_px must be positive"),
+        (card.size_multiple_px > 0, "size_multiple_px must be positive"),
+        (0 <= card.context_px and 2 * card.context_px < card.tile_px, "context_px must leave a core inside a tile"),
+        (0.0 < card.threshold < 1.0, "threshold must lie strictly between 0 and 1"),
+        (card.min_area_m2 >= 0, "min_area_m2 must not be negative"),
+        (card.reflectance_saturation > 0, "reflectance_saturation must be positive"),
+        (card.terrain.gradient in ("Horn", "ZevenbergenThorne"), "terrain.gradient must be Horn or ZevenbergenThorne"),
+        (card.terrain.slope_units == "degrees", "terrain.slope_units must be degrees"),
+    )
+    for ok, message in checks:
+        if not ok:
+            raise ModelCardError(f"Invalid model card: {message}.")
+
+
+def check_card_matches_graph(
+    card: ModelCard,
+    graph_inputs: Iterable[Tuple[str, Sequence[Any], str]],
+    graph_outputs: Iterable[str],
+) -> None:
+    """Refuse a card whose inputs or output do not match the ONNX graph.
+
+    Args:
+        card: The card read from the file.
+        graph_inputs: ``(name, shape, type)`` per graph input, as onnxruntime
+            reports them (shape entries are ints or symbolic names).
+        graph_outputs: Names of the graph outputs.
+
+    Raises:
+        ModelCardError: Naming the first mismatch.
+    """
+    graph = {name: (list(shape), dtype) for name, shape, dtype in graph_inputs}
+    declared = {spec.tensor_name for spec in card.inputs}
+    if set(graph) != declared:
+        raise ModelCardError(
+            f"The model card declares inputs {sorted(declared)} but the graph takes {sorted(graph)}."
+        )
+    for spec in card.inputs:
+        shape, dtype = graph[spec.tensor_name]
+        if dtype != "tensor(float)":
+            raise ModelCardError(f"Graph input '{spec.tensor_name}' is {dtype}; float32 is required.")
+        if len(shape) != 4:
+            raise ModelCardError(f"Graph input '{spec.tensor_name}' has rank {len(shape)}; NHWC rank 4 is required.")
+        channels = shape[3]
+        if isinstance(channels, int) and channels != len(spec.channels):
+            raise ModelCardError(
+                f"Graph input '{spec.tensor_name}' has {channels} channels; the card declares {len(spec.channels)}."
+            )
+    outputs = list(graph_outputs)
+    if card.output_name not in outputs:
+        raise ModelCardError(f"The card's output '{card.output_name}' is not a graph output (graph has {outputs}).")
+
+
+def card_from_metadata(metadata: Mapping[str, str], source: str = "the model") -> ModelCard:
+    """The card stored in an ONNX metadata map (``custom_metadata_map``)."""
+    text = metadata.get(CARD_METADATA_KEY)
+    if text is None:
+        raise ModelCardError(
+            f"{source} has no model card (metadata key '{CARD_METADATA_KEY}'): export it with "
+            "'python -m training export' or add a card with model.card.write_card()."
+        )
+    return card_from_json(text)
+
+
+def read_card(onnx_path: str) -> ModelCard:
+    """Read and validate the card of an ONNX file, checking it against the graph.
+
+    Uses onnxruntime (the plugin's runtime dependency).
+    """
+    from .session import open_session
+
+    session = open_session(onnx_path, threads=1)
+    return card_from_session(session, onnx_path)
+
+
+def card_from_session(session: Any, source: str) -> ModelCard:
+    """Card of an open onnxruntime session, checked against its graph."""
+    card = card_from_metadata(session.get_modelmeta().custom_metadata_map, source)
+    check_card_matches_graph(
+        card,
+        [(i.name, i.shape, i.type) for i in session.get_inputs()],
+        [o.name for o in session.get_outputs()],
+    )
+    return card
+
+
+def write_card(onnx_model: Any, card: ModelCard) -> Any:
+    """Store ``card`` in an ``onnx.ModelProto`` (replacing any older card).
+
+    Args:
+        onnx_model: An ``onnx.ModelProto`` (the ``onnx`` package is needed to
+            write; the plugin only reads).
+        card: The card to store.
+
+    Returns:
+        The same ModelProto, modified in place.
+    """
+    props = onnx_model.metadata_props
+    keep: List[Tuple[str, str]] = [(p.key, p.value) for p in props if p.key != CARD_METADATA_KEY]
+    del props[:]
+    for key, value in keep + [(CARD_METADATA_KEY, card.to_json())]:
+        entry = props.add()
+        entry.key = key
+        entry.value = value
+    return onnx_model
+
+
+def write_card_to_file(onnx_path: str, card: ModelCard, out_path: str | None = None) -> str:
+    """Load an ONNX file, store ``card`` in it and save it (to ``out_path`` or in place)."""
+    import onnx
+
+    model = onnx.load(onnx_path)
+    write_card(model, card)
+    target = out_path or onnx_path
+    onnx.save(model, target)
+    return target
+
+
+def card_summary(card: ModelCard) -> Dict[str, Any]:
+    """Short facts for logs and the algorithm's help."""
+    return {
+        "name": card.name,
+        "version": card.version,
+        "gsd_m": card.gsd_m,
+        "tile_px": card.tile_px,
+        "context_px": card.context_px,
+        "threshold": card.threshold,
+        "min_area_m2": card.min_area_m2,
+        "trained_on": card.provenance.get("trained_on", "not stated"),
+        "metrics": dict(card.metrics),
+    }
