@@ -1,0 +1,12 @@
+"""QGIS entry point: only classFactory, which imports the plugin lazily.
+
+Keeping this file free of QGIS imports lets ``model`` and ``training`` be
+imported (and tested) without QGIS.
+"""
+
+
+def classFactory(iface):  # noqa: N802 (QGIS API name)
+    """Create the plugin for QGIS."""
+    from .plugin import LandslideMapperPlugin
+
+    return LandslideMapperPlugin(iface)

@@ -1,0 +1,87 @@
+"""Turn Processing parameters into the core's plain, path-based request.
+
+Only layer *sources* are read here (never a layer's settings), so the request
+can run in a background thread.
+"""
+
+import os
+
+from qgis.core import QgsProcessingException, QgsProcessingUtils
+
+from ..model.grid import Extent, RasterInput
+from ..model.masks import VectorInput
+
+GDAL_PROVIDER = "gdal"
+
+
+def raster_input(algorithm, parameters, context, layer_name, band_names):
+    """A :class:`RasterInput` from a raster layer parameter and its band parameters."""
+    layer = algorithm.parameterAsRasterLayer(parameters, layer_name, context)
+    if layer is None:
+        raise QgsProcessingException(algorithm.invalidRasterError(parameters, layer_name))
+    if layer.providerType() != GDAL_PROVIDER:
+        raise QgsProcessingException(
+            f"{layer.name()} is a '{layer.providerType()}' layer; this algorithm reads files GDAL opens "
+            "(GeoTIFF, VRT, JP2...). Save the layer to a GeoTIFF first."
+        )
+    if not layer.crs().isValid():
+        raise QgsProcessingException(f"{layer.name()} has no coordinate reference system; assign one first.")
+    bands = tuple(algorithm.parameterAsInt(parameters, name, context) for name in band_names)
+    for band in bands:
+        if not 1 <= band <= layer.bandCount():
+            raise QgsProcessingException(
+                f"Band {band} does not exist in {layer.name()}, which has {layer.bandCount()} band(s)."
+            )
+    return RasterInput(layer.source(), bands)
+
+
+def optional_raster_input(algorithm, parameters, context, layer_name):
+    """Band 1 of an optional raster layer, or None."""
+    if not parameters.get(layer_name):
+        return None
+    layer = algorithm.parameterAsRasterLayer(parameters, layer_name, context)
+    if layer is None:
+        raise QgsProcessingException(algorithm.invalidRasterError(parameters, layer_name))
+    return RasterInput(layer.source(), (1,))
+
+
+def optional_vector_input(algorithm, parameters, context, name, feedback):
+    """A file path OGR can open (exported when needed) for an optional vector parameter."""
+    if not parameters.get(name):
+        return None
+    path, layer_name = algorithm.parameterAsCompatibleSourceLayerPathAndLayerName(
+        parameters, name, context, ["gpkg", "shp", "geojson"], "gpkg", feedback
+    )
+    if not path:
+        raise QgsProcessingException(algorithm.invalidSourceError(parameters, name))
+    return VectorInput(path, layer_name or None)
+
+
+def optional_extent(algorithm, parameters, context, name):
+    """The extent parameter as an :class:`Extent`, or None when not set."""
+    if not parameters.get(name):
+        return None
+    rectangle = algorithm.parameterAsExtent(parameters, name, context)
+    if rectangle.isNull() or rectangle.isEmpty():
+        return None
+    crs = algorithm.parameterAsExtentCrs(parameters, name, context)
+    if not crs.isValid():
+        raise QgsProcessingException("The extent has no valid coordinate reference system.")
+    return Extent(rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum(), crs.toWkt())
+
+
+def raster_destination(algorithm, parameters, context, name):
+    """The GeoTIFF path of an optional raster output, or None when skipped."""
+    if parameters.get(name) is None:
+        return None
+    path = algorithm.parameterAsOutputLayer(parameters, name, context)
+    if not path:
+        return None
+    if os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
+        raise QgsProcessingException(f"{path}: rasters are written as GeoTIFF; use a .tif file name.")
+    return path
+
+
+def work_dir():
+    """Processing's temporary folder for scratch files."""
+    return QgsProcessingUtils.tempFolder()

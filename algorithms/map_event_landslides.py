@@ -1,0 +1,260 @@
+"""Processing algorithm "Map event landslides" (id ``mapeventlandslides``)."""
+
+import os
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..model.errors import LandslideMapperError
+from ..model.pipeline import DEFAULT_MAX_WINDOWS, DEFAULT_WINDOW_PX, MappingRequest, check_request, map_landslides
+from ..model.preprocess import RADIOMETRIES
+from ..model.session import onnxruntime_missing_reason
+from .base import FeedbackAdapter, LandslideAlgorithm, processing_error
+from .default_model import default_model_path
+from .inputs import optional_extent, optional_raster_input, optional_vector_input, raster_destination, raster_input, work_dir
+from .styling import apply_style_on_load
+
+RADIOMETRY_LABELS = (
+    "Detect from data type (Byte: 8-bit RGB; otherwise Sentinel-2 L2A reflectance)",
+    "8-bit RGB (0-255)",
+    "Sentinel-2 L2A reflectance x 10000",
+    "Sentinel-2 L2A reflectance x 10000 with +1000 offset (processing baseline 04.00 and later)",
+)
+
+
+class MapEventLandslides(LandslideAlgorithm):
+    """Map the landslides of one event with a carded ONNX model."""
+
+    PRE_IMAGE = "PRE_IMAGE"
+    PRE_BANDS = ("PRE_RED_BAND", "PRE_GREEN_BAND", "PRE_BLUE_BAND")
+    POST_IMAGE = "POST_IMAGE"
+    POST_BANDS = ("POST_RED_BAND", "POST_GREEN_BAND", "POST_BLUE_BAND")
+    DEM = "DEM"
+    DEM_BAND = "DEM_BAND"
+    RADIOMETRY = "RADIOMETRY"
+    EXTENT = "EXTENT"
+    MASK_RASTER = "MASK_RASTER"
+    MASK_POLYGONS = "MASK_POLYGONS"
+    MODEL = "MODEL"
+    THRESHOLD = "THRESHOLD"
+    MIN_AREA_M2 = "MIN_AREA_M2"
+    WINDOW_SIZE = "WINDOW_SIZE"
+    BATCH_SIZE = "BATCH_SIZE"
+    THREADS = "THREADS"
+    MIN_VALID_FRACTION = "MIN_VALID_FRACTION"
+    MAX_WINDOWS = "MAX_WINDOWS"
+    OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
+    OUTPUT_MASK = "OUTPUT_MASK"
+    OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
+    LANDSLIDE_COUNT = "LANDSLIDE_COUNT"
+    LANDSLIDE_AREA_M2 = "LANDSLIDE_AREA_M2"
+    WINDOWS_RUN = "WINDOWS_RUN"
+    WINDOWS_SKIPPED = "WINDOWS_SKIPPED"
+    GRID_CRS = "GRID_CRS"
+
+    def name(self):
+        """Stable id; never change it."""
+        return "mapeventlandslides"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        """Name in the Toolbox."""
+        return self.tr("Map event landslides")
+
+    def group(self):
+        """Toolbox group."""
+        return self.tr("Landslide mapping")
+
+    def groupId(self):  # noqa: N802 (QGIS API name)
+        """Stable group id."""
+        return "landslidemapping"
+
+    def canExecute(self):  # noqa: N802 (QGIS API name)
+        """Refuse to run, with the fix, when onnxruntime is missing."""
+        reason = onnxruntime_missing_reason()
+        return (False, reason) if reason else (True, "")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        """Declare parameters and outputs."""
+        self._add_image(self.PRE_IMAGE, self.PRE_BANDS, self.tr("Pre-event image"))
+        self._add_image(self.POST_IMAGE, self.POST_BANDS, self.tr("Post-event image"))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, self.tr("DEM (elevation in metres)")))
+        self.addParameter(QgsProcessingParameterBand(self.DEM_BAND, self.tr("DEM band"), 1, self.DEM, optional=True))
+        self.addParameter(
+            QgsProcessingParameterEnum(self.RADIOMETRY, self.tr("Image values"), options=list(RADIOMETRY_LABELS), defaultValue=0)
+        )
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to map"), optional=True))
+        self.addParameter(
+            QgsProcessingParameterRasterLayer(self.MASK_RASTER, self.tr("Cloud/snow mask raster (non-zero = masked)"), optional=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                self.MASK_POLYGONS, self.tr("Cloud/snow mask polygons"), [QgsProcessing.TypeVectorPolygon], optional=True
+            )
+        )
+        default_model = default_model_path()
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL, self.tr("Model (ONNX with model card)"), extension="onnx",
+                defaultValue=default_model, optional=default_model is not None,
+            )
+        )
+        self.addParameter(QgsProcessingParameterNumber(
+            self.THRESHOLD, self.tr("Probability threshold [empty: the model card's]"),
+            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MIN_AREA_M2, self.tr("Minimum landslide area in m² [empty: the model card's]"),
+            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
+        self._add_advanced_parameters()
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_PROBABILITY, self.tr("Landslide probability"), optional=True, createByDefault=True))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_MASK, self.tr("Landslide mask"), optional=True, createByDefault=True))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT_POLYGONS, self.tr("Landslide polygons"), QgsProcessing.TypeVectorPolygon,
+            optional=True, createByDefault=True))
+        for name, description in (
+            (self.LANDSLIDE_COUNT, "Number of landslides"),
+            (self.LANDSLIDE_AREA_M2, "Total landslide area (m²)"),
+            (self.WINDOWS_RUN, "Windows run through the model"),
+            (self.WINDOWS_SKIPPED, "Windows skipped (not enough valid data)"),
+        ):
+            self.addOutput(QgsProcessingOutputNumber(name, self.tr(description)))
+        self.addOutput(QgsProcessingOutputString(self.GRID_CRS, self.tr("CRS of the outputs")))
+
+    def _add_image(self, layer_name, band_names, description):
+        self.addParameter(QgsProcessingParameterRasterLayer(layer_name, description))
+        for default, band_name, colour in zip((1, 2, 3), band_names, ("red", "green", "blue")):
+            # Optional with a default: QGIS 3.22 refuses a missing band value even when it has a default.
+            self.addParameter(
+                QgsProcessingParameterBand(band_name, f"{description}: {colour} band", default, layer_name, optional=True))
+
+    def _add_advanced_parameters(self):
+        advanced = (
+            QgsProcessingParameterNumber(self.WINDOW_SIZE, self.tr("Window size (px, rounded up to the model's multiple)"),
+                                         QgsProcessingParameterNumber.Integer, DEFAULT_WINDOW_PX, minValue=32, maxValue=4096),
+            QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Windows per batch"),
+                                         QgsProcessingParameterNumber.Integer, 2, minValue=1, maxValue=64),
+            QgsProcessingParameterNumber(self.THREADS, self.tr("onnxruntime threads (0 = all cores)"),
+                                         QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=256),
+            QgsProcessingParameterNumber(self.MIN_VALID_FRACTION, self.tr("Skip windows with a smaller valid fraction"),
+                                         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=1.0),
+            QgsProcessingParameterNumber(self.MAX_WINDOWS, self.tr("Refuse areas needing more windows than"),
+                                         QgsProcessingParameterNumber.Integer, DEFAULT_MAX_WINDOWS, minValue=1),
+        )
+        for parameter in advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+
+    def _request(self, parameters, context, feedback, with_outputs):
+        """The core request; raises QgsProcessingException on unusable parameters."""
+        model = self.parameterAsFile(parameters, self.MODEL, context) or default_model_path()
+        if not model:
+            raise QgsProcessingException("No model given and no default model is installed: choose an ONNX model file.")
+        optional_number = lambda name, kind: (  # noqa: E731
+            None if parameters.get(name) in (None, "") else kind(self.parameterAsDouble(parameters, name, context)))
+        return MappingRequest(
+            model_path=model,
+            pre=raster_input(self, parameters, context, self.PRE_IMAGE, self.PRE_BANDS),
+            post=raster_input(self, parameters, context, self.POST_IMAGE, self.POST_BANDS),
+            dem=raster_input(self, parameters, context, self.DEM, (self.DEM_BAND,)),
+            radiometry=RADIOMETRIES[self.parameterAsEnum(parameters, self.RADIOMETRY, context)],
+            extent=optional_extent(self, parameters, context, self.EXTENT),
+            mask_raster=optional_raster_input(self, parameters, context, self.MASK_RASTER),
+            mask_polygons=optional_vector_input(self, parameters, context, self.MASK_POLYGONS, feedback) if with_outputs else None,
+            probability_path=raster_destination(self, parameters, context, self.OUTPUT_PROBABILITY) if with_outputs else None,
+            mask_path=raster_destination(self, parameters, context, self.OUTPUT_MASK) if with_outputs else None,
+            threshold=optional_number(self.THRESHOLD, float),
+            min_area_m2=optional_number(self.MIN_AREA_M2, float),
+            window_px=self.parameterAsInt(parameters, self.WINDOW_SIZE, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            threads=self.parameterAsInt(parameters, self.THREADS, context),
+            min_valid_fraction=self.parameterAsDouble(parameters, self.MIN_VALID_FRACTION, context),
+            max_windows=self.parameterAsInt(parameters, self.MAX_WINDOWS, context),
+            work_dir=work_dir(),
+        )
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        """Refuse before running: bad bands, invalid model, disjoint inputs, too many windows."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        try:
+            check_request(self._request(parameters, context, None, with_outputs=False))
+        except (QgsProcessingException, LandslideMapperError) as error:
+            return False, str(error)
+        return True, ""
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        """Resolve inputs, run the core, write the polygons, return every output."""
+        request = self._request(parameters, context, feedback, with_outputs=True)
+        adapter = FeedbackAdapter(feedback)
+        try:
+            result = map_landslides(request, adapter.progress, adapter.is_cancelled, adapter.log)
+        except LandslideMapperError as error:
+            raise processing_error(error)
+        outputs = {
+            self.OUTPUT_PROBABILITY: result.probability_path,
+            self.OUTPUT_MASK: result.mask_path,
+            self.LANDSLIDE_COUNT: result.landslide_count,
+            self.LANDSLIDE_AREA_M2: result.landslide_area_m2,
+            self.WINDOWS_RUN: result.windows_run,
+            self.WINDOWS_SKIPPED: result.windows_skipped,
+            self.GRID_CRS: QgsCoordinateReferenceSystem.fromWkt(result.grid.crs_wkt).authid() or result.grid.crs_wkt,
+        }
+        outputs[self.OUTPUT_POLYGONS] = self._write_polygons(parameters, context, feedback, result)
+        for key, style in ((self.OUTPUT_PROBABILITY, "probability.qml"), (self.OUTPUT_MASK, "mask.qml"),
+                           (self.OUTPUT_POLYGONS, "polygons.qml")):
+            if outputs[key]:
+                apply_style_on_load(context, outputs[key], style)
+        feedback.pushInfo(
+            f"{result.landslide_count} landslides, {result.landslide_area_m2 / 1e4:.2f} ha, threshold "
+            f"{result.threshold:g}, minimum area {result.min_area_m2:g} m²; {result.windows_run} windows run, "
+            f"{result.windows_skipped} skipped."
+        )
+        return outputs
+
+    def _write_polygons(self, parameters, context, feedback, result):
+        """Create the polygon sink only now, so a cancelled run never leaves one behind."""
+        fields = QgsFields()
+        fields.append(QgsField("id", QVariant.Int))
+        for name in ("area_m2", "mean_prob", "max_prob"):
+            fields.append(QgsField(name, QVariant.Double))
+        crs = QgsCoordinateReferenceSystem.fromWkt(result.grid.crs_wkt)
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_POLYGONS, context, fields, QgsWkbTypes.Polygon, crs)
+        if sink is None:
+            return None
+        total = max(1, len(result.polygons))
+        for index, polygon in enumerate(result.polygons, start=1):
+            if feedback.isCanceled():
+                raise QgsProcessingException("Cancelled by the user while writing polygons.")
+            geometry = QgsGeometry()
+            geometry.fromWkb(polygon.wkb)
+            feature = QgsFeature(fields)
+            feature.setGeometry(geometry)
+            feature.setAttributes([index, polygon.area_m2, polygon.mean_prob, polygon.max_prob])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            if index % 500 == 0:
+                feedback.setProgress(95 + 5 * index / total)
+        return dest_id

@@ -1,0 +1,31 @@
+"""Apply the plugin's QML styles to outputs when QGIS loads them."""
+
+from qgis.core import QgsProcessingLayerPostProcessorInterface
+
+from .base import resource_path
+
+_KEEP_ALIVE = []  # post-processors must outlive the algorithm that created them
+
+
+class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
+    """Loads a QML style into an output layer after Processing loads it."""
+
+    def __init__(self, qml_name):
+        super().__init__()
+        self._qml = resource_path("styles", qml_name)
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+        """Style the freshly loaded output layer (never a user's existing layer)."""
+        if layer is not None and layer.isValid():
+            layer.loadNamedStyle(self._qml)
+            layer.triggerRepaint()
+
+
+def apply_style_on_load(context, layer_id, qml_name):
+    """Register a style for an output that Processing will load on completion."""
+    if not context.willLoadLayerOnCompletion(layer_id):
+        return
+    processor = StyleOnLoad(qml_name)
+    _KEEP_ALIVE.append(processor)
+    del _KEEP_ALIVE[:-32]
+    context.layerToLoadOnCompletionDetails(layer_id).setPostProcessor(processor)
