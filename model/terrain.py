@@ -73,6 +73,7 @@ def terrain_features(dem: np.ndarray, cell_x_m: float, cell_y_m: float, recipe: 
     """
     if dem.ndim != 2 or dem.shape[0] < 3 or dem.shape[1] < 3:
         raise ValueError(f"A DEM window needs a 1 px halo; got shape {dem.shape}.")
+    centre_missing = np.isnan(dem[1:-1, 1:-1])
     if recipe.fill_missing_neighbours:
         dem = _fill_missing_neighbours(dem)
     dz_dx, dz_dy = _gradients(dem, cell_x_m, cell_y_m, recipe)
@@ -88,4 +89,6 @@ def terrain_features(dem: np.ndarray, cell_x_m: float, cell_y_m: float, recipe: 
     hillshade = 1.0 + 254.0 * np.clip(cos_incidence, 0.0, None)
     if recipe.hillshade_integer:
         hillshade = np.floor(hillshade + 0.5)
+    hillshade[centre_missing] = np.nan
+    slope[centre_missing] = np.nan
     return hillshade.astype(np.float32), slope.astype(np.float32)
