@@ -1,0 +1,681 @@
+"""landslidemapper:mapeventlandslides through processing.run in a headless QGIS.
+
+The scenes (tests/helpers/scenes.py) and the red-difference model
+(tests/helpers/tiny_models.py) make every expected output computable: the
+model gives p = sigmoid(gain * (post_red - pre_red)) in model-scaled units,
+pixel by pixel, so masks and probabilities are known exactly.
+"""
+
+import glob
+import math
+import os
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr, osr
+
+from tests.helpers.scenes import make_event_scene, write_polygons, write_raster
+from tests.helpers.tiny_models import expected_red_difference, red_difference_model, tiny_card
+
+pytestmark = pytest.mark.qgis
+
+ALG_ID = "landslidemapper:mapeventlandslides"
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+POLYGON_FIELDS = ("id", "area_m2", "mean_prob", "max_prob")
+
+gdal.UseExceptions()
+ogr.UseExceptions()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def params(scene, model, out_dir, **overrides):
+    """Parameters for a run writing all three outputs into ``out_dir``."""
+    values = {
+        "PRE_IMAGE": scene.pre,
+        "POST_IMAGE": scene.post,
+        "DEM": scene.dem,
+        "MODEL": model,
+        "OUTPUT_PROBABILITY": os.path.join(str(out_dir), "probability.tif"),
+        "OUTPUT_MASK": os.path.join(str(out_dir), "mask.tif"),
+        "OUTPUT_POLYGONS": os.path.join(str(out_dir), "polygons.gpkg"),
+    }
+    values.update(overrides)
+    return values
+
+
+def run(parameters, **kwargs):
+    import processing
+
+    return processing.run(ALG_ID, parameters, **kwargs)
+
+
+def read(path):
+    """(array, dataset) of band 1."""
+    dataset = gdal.Open(path)
+    return dataset.GetRasterBand(1).ReadAsArray(), dataset
+
+
+def read_polygons(path):
+    """Features of the polygon GeoPackage as dicts (geometry as an ogr clone)."""
+    source = ogr.Open(path)
+    layer = source.GetLayer(0)
+    names = [layer.GetLayerDefn().GetFieldDefn(i).GetName() for i in range(layer.GetLayerDefn().GetFieldCount())]
+    features = []
+    for feature in layer:
+        item = {name: feature.GetField(name) for name in names}
+        item["geometry"] = feature.GetGeometryRef().Clone()
+        features.append(item)
+    srs = layer.GetSpatialRef()
+    return names, features, srs
+
+
+def box_bounds(geotransform, row, col, height, width):
+    """(x_min, y_min, x_max, y_max) of a pixel box."""
+    x0, dx, _, y0, _, dy = geotransform
+    return (x0 + col * dx, y0 + (row + height) * dy, x0 + (col + width) * dx, y0 + row * dy)
+
+
+def box_wkt(bounds):
+    x0, y0, x1, y1 = bounds
+    return f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
+
+
+def epsg_of(wkt):
+    srs = osr.SpatialReference(wkt=wkt)
+    srs.AutoIdentifyEPSG()
+    return int(srs.GetAuthorityCode(None))
+
+
+def processing_exception():
+    from qgis.core import QgsProcessingException
+
+    return QgsProcessingException
+
+
+def output_leftovers(out_dir):
+    """Every file left in an output folder."""
+    return sorted(os.listdir(str(out_dir)))
+
+
+@pytest.fixture()
+def out_dir(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder
+
+
+# --------------------------------------------------------------------------- 1. exact outputs
+
+
+def test_exact_outputs_rasters_polygons_and_counts(qgis_app, event_scene, red_model, out_dir):
+    scene = event_scene
+    result = run(params(scene, red_model, out_dir))
+
+    expected_mask = scene.expected_mask()
+    expected_probability = expected_red_difference(scene.pre_red, scene.post_red)
+    assert expected_mask.any() and not expected_mask.all()
+
+    # Rasters: whole grid, edges included.
+    mask, mask_ds = read(result["OUTPUT_MASK"])
+    probability, probability_ds = read(result["OUTPUT_PROBABILITY"])
+    assert result["OUTPUT_MASK"] == str(out_dir / "mask.tif")
+    assert result["OUTPUT_PROBABILITY"] == str(out_dir / "probability.tif")
+    assert mask.shape == scene.shape and probability.shape == scene.shape
+    np.testing.assert_array_equal(mask, expected_mask)
+    np.testing.assert_allclose(probability, expected_probability, rtol=0, atol=1e-5)
+
+    for dataset, data_type, nodata in ((mask_ds, gdal.GDT_Byte, 255), (probability_ds, gdal.GDT_Float32, -1)):
+        band = dataset.GetRasterBand(1)
+        assert dataset.GetDriver().ShortName == "GTiff"
+        assert dataset.RasterCount == 1
+        assert band.DataType == data_type
+        assert band.GetNoDataValue() == nodata
+        assert dataset.GetMetadata("IMAGE_STRUCTURE").get("COMPRESSION") == "DEFLATE"
+        block = band.GetBlockSize()
+        # Tiled: square blocks wider than the 120 px image (a stripped file has blocks as wide as the image).
+        assert block[0] == block[1] and block[0] % 16 == 0 and block[0] != dataset.RasterXSize
+        assert dataset.GetGeoTransform() == pytest.approx(scene.geotransform, abs=1e-6)
+        assert epsg_of(dataset.GetProjection()) == 32633
+
+    # Polygons: one per slide, exact pixel rectangles with their statistics.
+    names, features, srs = read_polygons(result["OUTPUT_POLYGONS"])
+    for name in POLYGON_FIELDS:
+        assert name in names
+    srs.AutoIdentifyEPSG()
+    assert srs.GetAuthorityCode(None) == "32633"
+    assert len(features) == len(scene.slides)
+    assert sorted(f["id"] for f in features) == list(range(1, len(scene.slides) + 1))
+    unmatched = list(features)
+    for row, col, height, width in scene.slides:
+        bounds = box_bounds(scene.geotransform, row, col, height, width)
+        matches = [f for f in unmatched if f["geometry"].GetEnvelope() == pytest.approx(
+            (bounds[0], bounds[2], bounds[1], bounds[3]), abs=1e-6)]
+        assert len(matches) == 1, f"no polygon with the bounds of slide {(row, col, height, width)}"
+        feature = matches[0]
+        unmatched.remove(feature)
+        pixels = height * width
+        box_area = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
+        assert feature["area_m2"] == pytest.approx(pixels * 100.0)
+        assert feature["geometry"].GetArea() == pytest.approx(feature["area_m2"])
+        assert feature["geometry"].GetArea() == pytest.approx(box_area)  # a polygon filling its box: a rectangle
+        assert feature["geometry"].GetGeometryType() in (ogr.wkbPolygon, ogr.wkbMultiPolygon)
+        slide_probability = expected_probability[row:row + height, col:col + width]
+        assert feature["mean_prob"] == pytest.approx(slide_probability.mean(), abs=1e-5)
+        assert feature["max_prob"] == pytest.approx(slide_probability.max(), abs=1e-5)
+
+    # Numbers.
+    assert result["LANDSLIDE_COUNT"] == len(scene.slides)
+    assert result["LANDSLIDE_AREA_M2"] == pytest.approx(expected_mask.sum() * 100.0)
+    assert result["LANDSLIDE_AREA_M2"] == pytest.approx(sum(f["area_m2"] for f in features))
+    assert result["WINDOWS_RUN"] == 1  # the default 512 px window covers the 100 x 120 px scene
+    assert result["WINDOWS_SKIPPED"] == 0
+    assert result["GRID_CRS"] == "EPSG:32633"
+
+
+# --------------------------------------------------------------------------- 2. minimum area, threshold
+
+
+def test_minimum_area_drops_small_slides_only_from_polygons(qgis_app, event_scene, red_model, out_dir):
+    scene = event_scene
+    areas = sorted(h * w * 100.0 for _, _, h, w in scene.slides)
+    # A limit equal to the second smallest slide: that one is kept (>=), the smallest dropped.
+    min_area = areas[1]
+    result = run(params(scene, red_model, out_dir, MIN_AREA_M2=min_area))
+
+    kept = [a for a in areas if a >= min_area]
+    assert len(kept) < len(areas)
+    _, features, _ = read_polygons(result["OUTPUT_POLYGONS"])
+    assert sorted(f["area_m2"] for f in features) == pytest.approx(kept)
+    assert result["LANDSLIDE_COUNT"] == len(kept)
+    assert result["LANDSLIDE_AREA_M2"] == pytest.approx(sum(kept))
+    # The raster mask is not filtered by area (the help: "polygons smaller than the minimum area are dropped").
+    np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], scene.expected_mask())
+
+
+def test_minimum_area_above_every_slide_leaves_no_polygon(qgis_app, event_scene, red_model, out_dir):
+    largest = max(h * w * 100.0 for _, _, h, w in event_scene.slides)
+    result = run(params(event_scene, red_model, out_dir, MIN_AREA_M2=largest + 100.0))
+    assert result["LANDSLIDE_COUNT"] == 0
+    assert result["LANDSLIDE_AREA_M2"] == 0
+    assert read_polygons(result["OUTPUT_POLYGONS"])[1] == []
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.6, 0.95])
+def test_threshold_sets_the_mask(qgis_app, event_scene, tmp_path, out_dir, threshold):
+    # gain 1: background p ~ 0.46 and slide p ~ 0.72, so thresholds select none, slides or all.
+    gain = 1.0
+    model = red_difference_model(str(tmp_path / "gain1.onnx"), gain=gain)
+    probability = expected_red_difference(event_scene.pre_red, event_scene.post_red, gain=gain)
+    expected = (probability >= threshold).astype(np.uint8)
+    result = run(params(event_scene, model, out_dir, THRESHOLD=threshold))
+
+    mask = read(result["OUTPUT_MASK"])[0]
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_allclose(read(result["OUTPUT_PROBABILITY"])[0], probability, atol=1e-5)
+    if threshold > probability.max():
+        assert result["LANDSLIDE_COUNT"] == 0 and not mask.any()
+    if threshold <= probability.min():
+        assert mask.all() and result["LANDSLIDE_COUNT"] == 1
+    assert result["LANDSLIDE_AREA_M2"] == pytest.approx(expected.sum() * 100.0)
+
+
+def test_threshold_defaults_to_the_card(qgis_app, event_scene, tmp_path, out_dir):
+    gain = 1.0
+    card_threshold = 0.7
+    model = red_difference_model(str(tmp_path / "card07.onnx"), gain=gain, card=tiny_card(threshold=card_threshold))
+    probability = expected_red_difference(event_scene.pre_red, event_scene.post_red, gain=gain)
+    result = run(params(event_scene, model, out_dir))
+    np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], (probability >= card_threshold).astype(np.uint8))
+
+
+# --------------------------------------------------------------------------- 3. windows
+
+
+def test_small_windows_stitch_to_the_single_window_result(qgis_app, event_scene, red_model, tmp_path):
+    big_dir, small_dir = tmp_path / "big", tmp_path / "small"
+    big_dir.mkdir()
+    small_dir.mkdir()
+    big = run(params(event_scene, red_model, big_dir))
+    small = run(params(event_scene, red_model, small_dir, WINDOW_SIZE=32, BATCH_SIZE=3, THREADS=1))
+
+    card = tiny_card()
+    step = 32 - 2 * card.context_px
+    rows, cols = event_scene.shape
+    assert big["WINDOWS_RUN"] == 1
+    assert small["WINDOWS_RUN"] == math.ceil(rows / step) * math.ceil(cols / step)
+    assert small["WINDOWS_SKIPPED"] == 0
+    for key in ("OUTPUT_MASK", "OUTPUT_PROBABILITY"):
+        np.testing.assert_array_equal(read(small[key])[0], read(big[key])[0])
+    np.testing.assert_array_equal(read(small["OUTPUT_MASK"])[0], event_scene.expected_mask())
+    assert small["LANDSLIDE_COUNT"] == big["LANDSLIDE_COUNT"] == len(event_scene.slides)
+    assert small["LANDSLIDE_AREA_M2"] == big["LANDSLIDE_AREA_M2"]
+    big_polygons = sorted(f["geometry"].GetEnvelope() for f in read_polygons(big["OUTPUT_POLYGONS"])[1])
+    small_polygons = sorted(f["geometry"].GetEnvelope() for f in read_polygons(small["OUTPUT_POLYGONS"])[1])
+    assert small_polygons == big_polygons
+
+
+# --------------------------------------------------------------------------- 4. nodata and cloud masks
+
+
+def _masked_scene(tmp_path):
+    """The event scene plus a pre image with a nodata block, a mask raster and mask polygons (EPSG:4326)."""
+    scene = make_event_scene(str(tmp_path / "scene"))
+    gt = scene.geotransform
+    boxes = {
+        # (row, col, height, width) on the scene grid
+        "pre_nodata": (5, 8, 16, 15),      # covers slide (10, 12, 6, 5) entirely
+        "mask_raster": (75, 0, 18, 16),    # covers slide (80, 5, 3, 3) entirely
+        "mask_polygon": (35, 60, 11, 40),  # covers the top 6 rows of slide (40, 70, 12, 20)
+    }
+    pre = gdal.Open(scene.pre).ReadAsArray()
+    r, c, h, w = boxes["pre_nodata"]
+    pre[:, r:r + h, c:c + w] = 0
+    pre_path = write_raster(str(tmp_path / "pre_nodata.tif"), pre, gt, scene.epsg, nodata=0)
+
+    cloud = np.zeros(scene.shape, np.uint8)
+    r, c, h, w = boxes["mask_raster"]
+    cloud[r:r + h, c:c + w] = 1
+    cloud_path = write_raster(str(tmp_path / "cloud.tif"), cloud, gt, scene.epsg)
+
+    utm = osr.SpatialReference()
+    utm.ImportFromEPSG(scene.epsg)
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    for srs in (utm, wgs84):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    polygon = ogr.CreateGeometryFromWkt(box_wkt(box_bounds(gt, *boxes["mask_polygon"])))
+    polygon.Segmentize(10.0)  # keep the edges straight in UTM after the round trip through degrees
+    polygon.Transform(osr.CoordinateTransformation(utm, wgs84))
+    polygons_path = write_polygons(str(tmp_path / "clouds.gpkg"), [polygon.ExportToWkt()], 4326)
+
+    nodata = np.zeros(scene.shape, bool)
+    for r, c, h, w in boxes.values():
+        nodata[r:r + h, c:c + w] = True
+    return scene, pre_path, cloud_path, polygons_path, nodata
+
+
+def test_nodata_and_cloud_masks_are_nodata_everywhere(qgis_app, tmp_path, red_model, out_dir):
+    scene, pre_path, cloud_path, polygons_path, nodata = _masked_scene(tmp_path)
+    result = run(params(scene, red_model, out_dir, PRE_IMAGE=pre_path, MASK_RASTER=cloud_path,
+                        MASK_POLYGONS=polygons_path))
+
+    expected_mask = np.where(nodata, 255, scene.expected_mask()).astype(np.uint8)
+    expected_probability = np.where(nodata, -1.0, expected_red_difference(scene.pre_red, scene.post_red))
+    mask = read(result["OUTPUT_MASK"])[0]
+    np.testing.assert_array_equal(mask, expected_mask)
+    np.testing.assert_allclose(read(result["OUTPUT_PROBABILITY"])[0], expected_probability, atol=1e-5)
+
+    # Slides wholly under nodata disappear; the half-covered one keeps its visible part only.
+    remaining = []
+    for row, col, height, width in scene.slides:
+        visible = ~nodata[row:row + height, col:col + width]
+        if visible.any():
+            remaining.append(visible.sum() * 100.0)
+    assert len(remaining) < len(scene.slides)
+    _, features, _ = read_polygons(result["OUTPUT_POLYGONS"])
+    assert sorted(f["area_m2"] for f in features) == pytest.approx(sorted(remaining))
+    assert result["LANDSLIDE_COUNT"] == len(remaining)
+
+    rows, cols = np.nonzero(nodata)
+    masked = ogr.Geometry(ogr.wkbMultiPolygon)
+    for row, col in zip(rows, cols):
+        masked.AddGeometry(ogr.CreateGeometryFromWkt(box_wkt(box_bounds(scene.geotransform, row, col, 1, 1))))
+    masked = masked.UnionCascaded()
+    for feature in features:
+        assert feature["geometry"].Intersection(masked).GetArea() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mask_raster_nodata_masks_nothing_and_zero_masks_nothing(qgis_app, event_scene, red_model, tmp_path, out_dir):
+    values = np.zeros(event_scene.shape, np.uint8)
+    values[:10, :] = 200  # nodata of the mask raster: masks nothing
+    cloud = write_raster(str(tmp_path / "cloud_nodata.tif"), values, event_scene.geotransform, event_scene.epsg,
+                         nodata=200)
+    result = run(params(event_scene, red_model, out_dir, MASK_RASTER=cloud))
+    np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], event_scene.expected_mask())
+
+
+# --------------------------------------------------------------------------- 5. CRSs and resolutions
+
+
+def test_inputs_in_other_crs_and_resolution(qgis_app, event_scene, red_model, tmp_path, out_dir):
+    scene = event_scene
+    pre_4326 = str(tmp_path / "pre_4326.tif")
+    gdal.Warp(pre_4326, scene.pre, dstSRS="EPSG:4326", resampleAlg="near", dstNodata=0)
+    dem_30 = str(tmp_path / "dem_30m.tif")
+    gdal.Warp(dem_30, scene.dem, xRes=30, yRes=30, resampleAlg="average")
+    assert gdal.Open(dem_30).GetGeoTransform()[1] == 30
+
+    result = run(params(scene, red_model, out_dir, PRE_IMAGE=pre_4326, DEM=dem_30))
+
+    assert result["GRID_CRS"] == "EPSG:32633"
+    mask, dataset = read(result["OUTPUT_MASK"])
+    assert epsg_of(dataset.GetProjection()) == 32633
+    x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
+    assert (dx, dy) == (10.0, -10.0)
+    # On the post image's lattice, inside the scene.
+    sx0, _, _, sy0, _, _ = scene.geotransform
+    col0, row0 = (x0 - sx0) / 10.0, (sy0 - y0) / 10.0
+    assert col0 == int(col0) and row0 == int(row0) and col0 >= 0 and row0 >= 0
+    col0, row0 = int(col0), int(row0)
+    assert row0 + mask.shape[0] <= scene.shape[0] and col0 + mask.shape[1] <= scene.shape[1]
+    # The pre image's red band is constant, so the map is exact wherever data is valid.
+    truth = scene.expected_mask()[row0:row0 + mask.shape[0], col0:col0 + mask.shape[1]]
+    valid = mask != 255
+    assert valid.mean() > 0.9
+    np.testing.assert_array_equal(mask[valid], truth[valid])
+    assert result["LANDSLIDE_COUNT"] >= len(scene.slides) - 1
+
+
+def _lonlat_to(epsg, lon, lat):
+    wgs84, target = osr.SpatialReference(), osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    target.ImportFromEPSG(epsg)
+    for srs in (wgs84, target):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return osr.CoordinateTransformation(wgs84, target).TransformPoint(lon, lat)[:2]
+
+
+def test_geographic_post_image_maps_in_the_utm_zone_of_the_scene_centre(qgis_app, red_model, tmp_path, out_dir):
+    # A scene stored in UTM 32N but lying at 15.2 E, i.e. in UTM zone 33: the grid must follow the
+    # scene centre's zone, not the pre image's CRS.
+    x, y = _lonlat_to(32632, 15.2, 47.0)
+    scene = make_event_scene(str(tmp_path / "scene"), epsg=32632, origin=(round(x, -1), round(y, -1)))
+    post_4326 = str(tmp_path / "post_4326.tif")
+    gdal.Warp(post_4326, scene.post, dstSRS="EPSG:4326", resampleAlg="near", dstNodata=0)
+
+    result = run(params(scene, red_model, out_dir, POST_IMAGE=post_4326))
+
+    assert result["GRID_CRS"] == "EPSG:32633"
+    for key in ("OUTPUT_MASK", "OUTPUT_PROBABILITY"):
+        array, dataset = read(result[key])
+        assert epsg_of(dataset.GetProjection()) == 32633
+        gt = dataset.GetGeoTransform()
+        assert (gt[1], gt[5]) == (10.0, -10.0)
+        assert gt[0] % 10 == pytest.approx(0, abs=1e-6) and gt[3] % 10 == pytest.approx(0, abs=1e-6)
+    mask = read(result["OUTPUT_MASK"])[0]
+    assert (mask != 255).mean() > 0.5
+    assert set(np.unique(mask)) <= {0, 1, 255}
+    _, _, srs = read_polygons(result["OUTPUT_POLYGONS"])
+    srs.AutoIdentifyEPSG()
+    assert srs.GetAuthorityCode(None) == "32633"
+    # Rotated by ~4.5 degrees and resampled twice, the slides are still found, with about their area.
+    truth_area = scene.expected_mask().sum() * 100.0
+    assert result["LANDSLIDE_AREA_M2"] == pytest.approx(truth_area, rel=0.3)
+
+
+# --------------------------------------------------------------------------- 6. errors
+
+
+def _assert_refused(parameters, *fragments, out_dir=None):
+    """processing.run raises a QgsProcessingException naming the problem, and createAlgorithmById's
+    checkParameterValues refuses the same parameters before anything runs."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
+
+    with pytest.raises(processing_exception()) as raised:
+        run(dict(parameters))
+    message = str(raised.value)
+    for fragment in fragments:
+        assert fragment.lower() in message.lower(), message
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById(ALG_ID)
+    context = QgsProcessingContext()
+    context.setFeedback(QgsProcessingFeedback())
+    ok, check_message = alg.checkParameterValues(dict(parameters), context)
+    assert not ok
+    for fragment in fragments:
+        assert fragment.lower() in check_message.lower(), check_message
+    if out_dir is not None:
+        assert output_leftovers(out_dir) == []
+    return message
+
+
+def test_valid_parameters_pass_the_check(qgis_app, event_scene, red_model, out_dir):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById(ALG_ID)
+    ok, message = alg.checkParameterValues(params(event_scene, red_model, out_dir), QgsProcessingContext())
+    assert ok, message
+    assert output_leftovers(out_dir) == []  # checking writes nothing
+
+
+def test_refuses_inputs_that_do_not_overlap(qgis_app, event_scene, red_model, tmp_path, out_dir):
+    far_dem = write_raster(str(tmp_path / "far_dem.tif"), gdal.Open(event_scene.dem).ReadAsArray(),
+                           (600000.0, 10.0, 0.0, 5300000.0, 0.0, -10.0), event_scene.epsg, gdal.GDT_Float32)
+    _assert_refused(params(event_scene, red_model, out_dir, DEM=far_dem), "do not overlap", "DEM", out_dir=out_dir)
+
+
+def test_refuses_band_out_of_range(qgis_app, event_scene, red_model, out_dir):
+    message = _assert_refused(params(event_scene, red_model, out_dir, PRE_RED_BAND=5), "band 5", out_dir=out_dir)
+    assert "pre" in message  # the layer (file pre.tif) is named
+    assert "3 band" in message
+
+
+def test_refuses_model_without_card(qgis_app, event_scene, tmp_path, out_dir):
+    model = red_difference_model(str(tmp_path / "no_card.onnx"), with_card=False)
+    _assert_refused(params(event_scene, model, out_dir), "model card", out_dir=out_dir)
+
+
+def test_refuses_card_with_wrong_output_name(qgis_app, event_scene, tmp_path, out_dir):
+    model = red_difference_model(str(tmp_path / "other_output.onnx"), card=tiny_card(output_name="other"))
+    _assert_refused(params(event_scene, model, out_dir), "'other'", "output", out_dir=out_dir)
+
+
+def test_refuses_card_with_wrong_input_tensor_name(qgis_app, event_scene, tmp_path, out_dir):
+    card = tiny_card()
+    renamed = tuple(replace(spec, tensor_name="before") if spec.role == "pre_image" else spec for spec in card.inputs)
+    model = red_difference_model(str(tmp_path / "renamed_input.onnx"), card=replace(card, inputs=renamed))
+    _assert_refused(params(event_scene, model, out_dir), "before", "pre_image", out_dir=out_dir)
+
+
+def test_refuses_too_many_windows(qgis_app, event_scene, red_model, out_dir):
+    step = 32 - 2 * tiny_card().context_px
+    needed = math.ceil(event_scene.shape[0] / step) * math.ceil(event_scene.shape[1] / step)
+    limit = needed - 1
+    message = _assert_refused(params(event_scene, red_model, out_dir, WINDOW_SIZE=32, MAX_WINDOWS=limit),
+                              "windows", f"limit of {limit}", out_dir=out_dir)
+    assert str(needed) in message
+    # One more window allowed: it runs.
+    assert run(params(event_scene, red_model, out_dir, WINDOW_SIZE=32, MAX_WINDOWS=needed))["WINDOWS_RUN"] == needed
+
+
+def test_refuses_extent_outside_the_inputs(qgis_app, event_scene, red_model, out_dir):
+    extent = "700000,701000,5000000,5001000 [EPSG:32633]"
+    _assert_refused(params(event_scene, red_model, out_dir, EXTENT=extent), "extent", "overlap", out_dir=out_dir)
+
+
+def test_extent_in_another_crs_limits_the_grid(qgis_app, event_scene, red_model, out_dir):
+    # The box of rows 30..70, cols 60..100 of the scene, given in degrees.
+    gt = event_scene.geotransform
+    x0, y0, x1, y1 = box_bounds(gt, 30, 60, 40, 40)
+    utm, wgs84 = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(event_scene.epsg)
+    wgs84.ImportFromEPSG(4326)
+    for srs in (utm, wgs84):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    transform = osr.CoordinateTransformation(utm, wgs84)
+    # Shrink by 1 m so that the degree box's UTM envelope stays within the intended pixels.
+    lon0, lat0 = transform.TransformPoint(x0 + 1, y0 + 1)[:2]
+    lon1, lat1 = transform.TransformPoint(x1 - 1, y1 - 1)[:2]
+    extent = f"{lon0!r},{lon1!r},{lat0!r},{lat1!r} [EPSG:4326]"
+    result = run(params(event_scene, red_model, out_dir, EXTENT=extent))
+    mask, dataset = read(result["OUTPUT_MASK"])
+    ox, _, _, oy, _, _ = dataset.GetGeoTransform()
+    row0, col0 = int(round((gt[3] - oy) / 10)), int(round((ox - gt[0]) / 10))
+    # The degree box's UTM envelope is a little larger than the pixel box; it is snapped inward to pixels.
+    assert 28 <= row0 <= 30 and 58 <= col0 <= 60
+    assert 40 <= mask.shape[0] <= 44 and 40 <= mask.shape[1] <= 44
+    np.testing.assert_array_equal(
+        mask, event_scene.expected_mask()[row0:row0 + mask.shape[0], col0:col0 + mask.shape[1]])
+
+
+# --------------------------------------------------------------------------- 7. cancel
+
+
+def _cancelling_feedback(at_percent):
+    """A feedback that cancels itself once progress reaches ``at_percent`` (> 0)."""
+    from qgis.core import QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    seen = []
+
+    def on_progress(value):
+        seen.append(value)
+        if value >= at_percent and not feedback.isCanceled():
+            feedback.cancel()
+
+    feedback.progressChanged.connect(on_progress)
+    feedback.seen = seen
+    return feedback
+
+
+@pytest.mark.parametrize("at_percent", [0.01, 50.0, 90.0, 95.0])
+def test_cancel_leaves_no_output(qgis_app, event_scene, red_model, out_dir, at_percent):
+    feedback = _cancelling_feedback(at_percent)
+    parameters = params(event_scene, red_model, out_dir, WINDOW_SIZE=32, BATCH_SIZE=2)
+    with pytest.raises(processing_exception()) as raised:
+        run(parameters, feedback=feedback)
+    assert feedback.isCanceled()
+    assert "cancel" in str(raised.value).lower() or "error" in str(raised.value).lower()
+    assert max(feedback.seen) < 100
+    assert output_leftovers(out_dir) == []
+    for key in ("OUTPUT_PROBABILITY", "OUTPUT_MASK", "OUTPUT_POLYGONS"):
+        assert not os.path.exists(parameters[key])
+        assert not glob.glob(parameters[key] + "*")  # no .partial, -journal, -wal...
+
+
+# --------------------------------------------------------------------------- 8. temporary outputs, GeoPackage layer
+
+
+def test_temporary_outputs(qgis_app, event_scene, red_model):
+    from qgis.core import QgsVectorLayer
+
+    result = run(params(event_scene, red_model, "", OUTPUT_PROBABILITY="TEMPORARY_OUTPUT",
+                        OUTPUT_MASK="TEMPORARY_OUTPUT", OUTPUT_POLYGONS="TEMPORARY_OUTPUT"))
+    for key in ("OUTPUT_PROBABILITY", "OUTPUT_MASK"):
+        assert isinstance(result[key], str) and os.path.isfile(result[key]), result[key]
+        assert result[key].endswith(".tif")
+    np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], event_scene.expected_mask())
+    polygons = result["OUTPUT_POLYGONS"]
+    if isinstance(polygons, str):  # a path or a layer id, depending on the QGIS version
+        polygons = QgsVectorLayer(polygons, "polygons", "ogr") if os.path.exists(polygons.split("|")[0]) else None
+    assert isinstance(polygons, QgsVectorLayer) and polygons.isValid()
+    assert polygons.featureCount() == len(event_scene.slides)
+    assert polygons.crs().authid() == "EPSG:32633"
+
+
+def test_polygons_to_a_geopackage_layer(qgis_app, event_scene, red_model, out_dir):
+    from qgis.core import QgsVectorLayer, QgsWkbTypes
+
+    destination = f"ogr:dbname='{out_dir / 'results.gpkg'}' table=\"slides\" (geom)"
+    result = run(params(event_scene, red_model, out_dir, OUTPUT_POLYGONS=destination))
+    layer = QgsVectorLayer(f"{out_dir / 'results.gpkg'}|layername=slides", "slides", "ogr")
+    assert layer.isValid()
+    assert layer.featureCount() == len(event_scene.slides)
+    assert QgsWkbTypes.geometryType(layer.wkbType()) == QgsWkbTypes.PolygonGeometry
+    assert [layer.fields().indexOf(name) >= 0 for name in POLYGON_FIELDS] == [True] * len(POLYGON_FIELDS)
+    assert sum(f["area_m2"] for f in layer.getFeatures()) == pytest.approx(result["LANDSLIDE_AREA_M2"])
+    assert all(f.geometry().isGeosValid() for f in layer.getFeatures())
+
+
+def test_optional_outputs_can_be_skipped(qgis_app, event_scene, red_model, out_dir):
+    result = run(params(event_scene, red_model, out_dir, OUTPUT_PROBABILITY=None, OUTPUT_POLYGONS=None))
+    assert not result.get("OUTPUT_PROBABILITY")
+    assert not result.get("OUTPUT_POLYGONS")
+    assert output_leftovers(out_dir) == ["mask.tif"]
+    np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], event_scene.expected_mask())
+    assert result["LANDSLIDE_COUNT"] == len(event_scene.slides)
+
+
+# --------------------------------------------------------------------------- 9. styles
+
+
+def test_loaded_outputs_get_the_plugin_styles(qgis_app, event_scene, red_model, out_dir):
+    import processing
+    from qgis.core import QgsProject
+
+    project = QgsProject.instance()
+    project.removeAllMapLayers()
+    try:
+        result = processing.runAndLoadResults(ALG_ID, params(event_scene, red_model, out_dir))
+        layers = {os.path.normpath(layer.source().split("|")[0]): layer for layer in project.mapLayers().values()}
+        mask = layers[os.path.normpath(result["OUTPUT_MASK"])]
+        probability = layers[os.path.normpath(result["OUTPUT_PROBABILITY"])]
+        polygons = layers[os.path.normpath(str(out_dir / "polygons.gpkg"))]
+        assert mask.renderer().type() == "paletted"
+        assert sorted(entry.value for entry in mask.renderer().classes()) == [0, 1]
+        assert probability.renderer().type() == "singlebandpseudocolor"
+        assert polygons.featureCount() == len(event_scene.slides)
+        assert polygons.renderer() is not None
+    finally:
+        project.removeAllMapLayers()
+
+
+def test_style_on_load_post_processor_on_fresh_layers(qgis_app, event_scene, red_model, out_dir):
+    import importlib
+
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsRasterLayer
+
+    styling = importlib.import_module("landslide_mapper.algorithms.styling")
+    result = run(params(event_scene, red_model, out_dir))
+    for key, qml, renderer in (("OUTPUT_MASK", "mask.qml", "paletted"),
+                               ("OUTPUT_PROBABILITY", "probability.qml", "singlebandpseudocolor")):
+        layer = QgsRasterLayer(result[key], key)
+        assert layer.isValid()
+        assert layer.renderer().type() != renderer or key == "OUTPUT_PROBABILITY"
+        styling.StyleOnLoad(qml).postProcessLayer(layer, QgsProcessingContext(), QgsProcessingFeedback())
+        assert layer.renderer().type() == renderer
+
+
+# --------------------------------------------------------------------------- 10. graphical modeler
+
+
+def _split_bands(path, folder, prefix):
+    """Write each band of ``path`` to its own single-band GeoTIFF; returns the paths (band order)."""
+    dataset = gdal.Open(path)
+    paths = []
+    for band in range(1, dataset.RasterCount + 1):
+        out = os.path.join(folder, f"{prefix}_b{band}.tif")
+        gdal.Translate(out, dataset, bandList=[band])
+        paths.append(out)
+    return paths
+
+
+def test_model3_builds_vrts_then_maps(qgis_app, event_scene, red_model, tmp_path, out_dir):
+    import processing
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    model_file = os.path.join(DATA_DIR, "vrt_then_map.model3")
+    assert os.path.isfile(model_file)
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(model_file)
+    assert model.validate()[0], model.validate()[1]
+    names = {p.name() for p in model.parameterDefinitions()}
+    assert {"pre_red", "pre_green", "pre_blue", "post_red", "post_green", "post_blue", "dem", "onnx_model"} <= names
+
+    bands = tmp_path / "bands"
+    bands.mkdir()
+    pre = _split_bands(event_scene.pre, str(bands), "pre")
+    post = _split_bands(event_scene.post, str(bands), "post")
+    model_params = {
+        "pre_red": pre[0], "pre_green": pre[1], "pre_blue": pre[2],
+        "post_red": post[0], "post_green": post[1], "post_blue": post[2],
+        "dem": event_scene.dem, "onnx_model": red_model,
+    }
+    mask_output = [name for name in (o.name() for o in model.outputDefinitions()) if "mask" in name.lower()]
+    assert len(mask_output) == 1, [o.name() for o in model.outputDefinitions()]
+    model_params[mask_output[0]] = str(out_dir / "model_mask.tif")
+    result = processing.run(model, model_params)
+
+    direct = run(params(event_scene, red_model, tmp_path))
+    model_mask = read(result[mask_output[0]])[0]
+    np.testing.assert_array_equal(model_mask, read(direct["OUTPUT_MASK"])[0])
+    np.testing.assert_array_equal(model_mask, event_scene.expected_mask())
+
+    # The VRT's band order matters: swapping red and green of the post image changes the map.
+    swapped = dict(model_params, post_red=post[1], post_green=post[0])
+    swapped[mask_output[0]] = str(out_dir / "swapped_mask.tif")
+    swapped_mask = read(processing.run(model, swapped)[mask_output[0]])[0]
+    assert not np.array_equal(swapped_mask, event_scene.expected_mask())
