@@ -23,8 +23,10 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProviderRegistry,
     QgsWkbTypes,
 )
+from osgeo import ogr
 from qgis.PyQt.QtCore import QVariant
 
 from ..model.errors import LandslideMapperError
@@ -42,6 +44,9 @@ RADIOMETRY_LABELS = (
     "Sentinel-2 L2A reflectance x 10000",
     "Sentinel-2 L2A reflectance x 10000 with +1000 offset (processing baseline 04.00 and later)",
 )
+
+POLYGONS_PROGRESS_START = 95.0
+"""Progress (%) at which the core's share ends and writing the polygons begins."""
 
 
 class MapEventLandslides(LandslideAlgorithm):
@@ -209,11 +214,21 @@ class MapEventLandslides(LandslideAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         """Resolve inputs, run the core, write the polygons, return every output."""
         request = self._request(parameters, context, feedback, with_outputs=True)
-        adapter = FeedbackAdapter(feedback)
+        adapter = FeedbackAdapter(feedback, start=0.0, share=POLYGONS_PROGRESS_START)  # the rest: writing polygons
         try:
             result = map_landslides(request, adapter.progress, adapter.is_cancelled, adapter.log)
         except LandslideMapperError as error:
             raise processing_error(error)
+        rasters = [path for path in (result.probability_path, result.mask_path) if path]
+        try:
+            # The core has moved the rasters to their final names; a cancel or failure from here
+            # on must remove them, so that a run never leaves a partial set of outputs.
+            if feedback.isCanceled():
+                raise QgsProcessingException("Cancelled by the user; no output was written.")
+            polygons = self._write_polygons(parameters, context, feedback, result)
+        except BaseException:
+            _remove_files(rasters)
+            raise
         outputs = {
             self.OUTPUT_PROBABILITY: result.probability_path,
             self.OUTPUT_MASK: result.mask_path,
@@ -222,8 +237,8 @@ class MapEventLandslides(LandslideAlgorithm):
             self.WINDOWS_RUN: result.windows_run,
             self.WINDOWS_SKIPPED: result.windows_skipped,
             self.GRID_CRS: QgsCoordinateReferenceSystem.fromWkt(result.grid.crs_wkt).authid() or result.grid.crs_wkt,
+            self.OUTPUT_POLYGONS: polygons,
         }
-        outputs[self.OUTPUT_POLYGONS] = self._write_polygons(parameters, context, feedback, result)
         for key, style in ((self.OUTPUT_PROBABILITY, "probability.qml"), (self.OUTPUT_MASK, "mask.qml"),
                            (self.OUTPUT_POLYGONS, "polygons.qml")):
             if outputs[key]:
@@ -246,15 +261,59 @@ class MapEventLandslides(LandslideAlgorithm):
         if sink is None:
             return None
         total = max(1, len(result.polygons))
-        for index, polygon in enumerate(result.polygons, start=1):
-            if feedback.isCanceled():
-                raise QgsProcessingException("Cancelled by the user while writing polygons.")
-            geometry = QgsGeometry()
-            geometry.fromWkb(polygon.wkb)
-            feature = QgsFeature(fields)
-            feature.setGeometry(geometry)
-            feature.setAttributes([index, polygon.area_m2, polygon.mean_prob, polygon.max_prob])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
-            if index % 500 == 0:
-                feedback.setProgress(95 + 5 * index / total)
+        try:
+            for index, polygon in enumerate(result.polygons, start=1):
+                if feedback.isCanceled():
+                    raise QgsProcessingException("Cancelled by the user while writing polygons; no output was written.")
+                geometry = QgsGeometry()
+                geometry.fromWkb(polygon.wkb)
+                feature = QgsFeature(fields)
+                feature.setGeometry(geometry)
+                feature.setAttributes([index, polygon.area_m2, polygon.mean_prob, polygon.max_prob])
+                sink.addFeature(feature, QgsFeatureSink.FastInsert)
+                if index % 500 == 0:
+                    feedback.setProgress(POLYGONS_PROGRESS_START + (100 - POLYGONS_PROGRESS_START) * index / total)
+        except BaseException:
+            del sink  # close the data source before removing it
+            _remove_vector_output(dest_id)
+            raise
+        feedback.setProgress(100)
         return dest_id
+
+
+def _remove_files(paths):
+    """Remove output files this run wrote (best effort)."""
+    for path in paths:
+        try:
+            if os.path.exists(path):
+                os.remove(path)
+        except OSError:
+            pass
+
+
+def _remove_vector_output(dest_id):
+    """Remove a polygon output this run created: a layer added to a data source, or the whole file.
+
+    A destination given as a plain file name is (re)created by the run, so the file goes; a layer
+    added to a data source (``ogr:dbname=... table=...``) is dropped without touching its other
+    layers. Anything else (a memory layer, a database) is left to QGIS.
+    """
+    parts = QgsProviderRegistry.instance().decodeUri("ogr", dest_id)
+    path, layer_name = parts.get("path"), parts.get("layerName")
+    if not path or not os.path.isfile(path):
+        return
+    try:
+        if layer_name:
+            source = ogr.Open(path, 1)
+            for index in range(source.GetLayerCount()):
+                if source.GetLayer(index).GetName() == layer_name:
+                    source.DeleteLayer(index)
+                    break
+            source = None
+        else:
+            source = ogr.Open(path)
+            driver = source.GetDriver()
+            source = None
+            driver.DeleteDataSource(path)
+    except (RuntimeError, AttributeError):  # AttributeError: ogr.Open gave None (exceptions off)
+        pass

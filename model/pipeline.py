@@ -25,7 +25,7 @@ from .polygons import LandslidePolygon, iter_landslide_polygons
 from .preprocess import image_to_8bit, model_inputs, resolve_radiometry
 from .session import LandslideModel
 from .terrain import HALO_PX, terrain_features
-from .tiling import GridRasterWriter, Window, count_windows, fit_window_px, plan_windows
+from .tiling import PARTIAL_SUFFIX, GridRasterWriter, Window, commit_partial, count_windows, fit_window_px, plan_windows, remove_file
 
 PROBABILITY_NODATA = -1.0
 MASK_NODATA = 255
@@ -220,6 +220,7 @@ def map_landslides(
         "probability": GridRasterWriter(os.path.join(scratch_dir, "probability.tif"), plan.grid, gdal.GDT_Float32, PROBABILITY_NODATA),
         "mask": GridRasterWriter(os.path.join(scratch_dir, "mask.tif"), plan.grid, gdal.GDT_Byte, MASK_NODATA),
     }
+    partials: List[str] = []
     try:
         sources = _WindowSources(request, plan.grid)
         log(f"Image values read as: pre {sources.radiometry['pre']}, post {sources.radiometry['post']}.")
@@ -230,13 +231,20 @@ def map_landslides(
             result.polygons.append(polygon)
         _raise_if_cancelled(is_cancelled)
         progress(0.95)
-        if request.probability_path:
-            result.probability_path = writers["probability"].finish(request.probability_path)
-        if request.mask_path:
-            result.mask_path = writers["mask"].finish(request.mask_path)
+        destinations = {"probability": request.probability_path, "mask": request.mask_path}
+        for key, destination in destinations.items():
+            if destination:
+                partials.append(writers[key].write_partial(destination))
+        _raise_if_cancelled(is_cancelled)
+        committed = {p[: -len(PARTIAL_SUFFIX)]: commit_partial(p) for p in partials}
+        partials.clear()
+        result.probability_path = committed.get(request.probability_path or "")
+        result.mask_path = committed.get(request.mask_path or "")
         progress(1.0)
         return result
     finally:
+        for partial in partials:
+            remove_file(partial)
         for writer in writers.values():
             writer.discard()
         shutil.rmtree(scratch_dir, ignore_errors=True)

@@ -141,27 +141,41 @@ class GridRasterWriter:
             self._band = None
             self._dataset = None
 
-    def finish(self, destination: str) -> str:
-        """Write the compressed GeoTIFF to ``destination`` atomically."""
+    def write_partial(self, destination: str) -> str:
+        """Write the compressed GeoTIFF as ``destination + '.partial'``; return that path.
+
+        Call :func:`commit_partial` to give it its final name, or
+        :func:`remove_file` to drop it.
+        """
         self.close()
-        partial = destination + ".partial"
-        _remove(partial)
+        partial = destination + PARTIAL_SUFFIX
+        remove_file(partial)
         try:
             predictor = "PREDICTOR=3" if self._data_type == gdal.GDT_Float32 else "PREDICTOR=2"
             gdal.Translate(partial, self.scratch_path, format="GTiff", creationOptions=FINAL_TIFF_OPTIONS + [predictor])
-            os.replace(partial, destination)
-        except (RuntimeError, OSError) as exc:
-            _remove(partial)
+        except RuntimeError as exc:
+            remove_file(partial)
             raise InputDataError(f"Cannot write {destination}: {exc}") from exc
-        return destination
+        return partial
 
     def discard(self) -> None:
         """Remove the scratch file."""
         self.close()
-        _remove(self.scratch_path)
+        remove_file(self.scratch_path)
 
 
-def _remove(path: Optional[str]) -> None:
+PARTIAL_SUFFIX = ".partial"
+
+
+def commit_partial(partial: str) -> str:
+    """Rename a finished ``.partial`` file to its final name and return that name."""
+    destination = partial[: -len(PARTIAL_SUFFIX)]
+    os.replace(partial, destination)
+    return destination
+
+
+def remove_file(path: Optional[str]) -> None:
+    """Remove a file GDAL or Python wrote, if it exists."""
     if path and os.path.exists(path):
         try:
             gdal.Unlink(path)

@@ -203,6 +203,18 @@ def test_minimum_area_above_every_slide_leaves_no_polygon(qgis_app, event_scene,
     assert read_polygons(result["OUTPUT_POLYGONS"])[1] == []
 
 
+def test_minimum_area_defaults_to_the_card(qgis_app, event_scene, tmp_path, out_dir):
+    areas = sorted(h * w * 100.0 for _, _, h, w in event_scene.slides)
+    card_min_area = (areas[0] + areas[1]) / 2
+    model = red_difference_model(str(tmp_path / "card_area.onnx"), card=tiny_card(min_area_m2=card_min_area))
+    result = run(params(event_scene, model, out_dir))
+    _, features, _ = read_polygons(result["OUTPUT_POLYGONS"])
+    assert sorted(f["area_m2"] for f in features) == pytest.approx(areas[1:])
+    # An explicit 0 overrides the card.
+    (out_dir / "zero").mkdir()
+    assert run(params(event_scene, model, out_dir / "zero", MIN_AREA_M2=0))["LANDSLIDE_COUNT"] == len(areas)
+
+
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.6, 0.95])
 def test_threshold_sets_the_mask(qgis_app, event_scene, tmp_path, out_dir, threshold):
     # gain 1: background p ~ 0.46 and slide p ~ 0.72, so thresholds select none, slides or all.
@@ -328,6 +340,30 @@ def test_nodata_and_cloud_masks_are_nodata_everywhere(qgis_app, tmp_path, red_mo
         assert feature["geometry"].Intersection(masked).GetArea() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_windows_below_the_valid_fraction_are_skipped(qgis_app, tmp_path, red_model, out_dir):
+    scene, pre_path, cloud_path, polygons_path, nodata = _masked_scene(tmp_path)
+    window = 32
+    step = window - 2 * tiny_card().context_px
+    result = run(params(scene, red_model, out_dir, PRE_IMAGE=pre_path, MASK_RASTER=cloud_path,
+                        MASK_POLYGONS=polygons_path, WINDOW_SIZE=window, MIN_VALID_FRACTION=1.0))
+
+    # Every core holding a nodata pixel is skipped and left nodata as a whole.
+    expected = scene.expected_mask().copy()
+    skipped = 0
+    for row in range(0, scene.shape[0], step):
+        for col in range(0, scene.shape[1], step):
+            if nodata[row:row + step, col:col + step].any():
+                expected[row:row + step, col:col + step] = 255
+                skipped += 1
+    assert 0 < skipped < result["WINDOWS_RUN"]
+    assert result["WINDOWS_SKIPPED"] == skipped
+    assert result["WINDOWS_RUN"] + result["WINDOWS_SKIPPED"] == math.ceil(scene.shape[0] / step) * math.ceil(
+        scene.shape[1] / step)
+    np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], expected)
+    probability = read(result["OUTPUT_PROBABILITY"])[0]
+    np.testing.assert_array_equal(probability[expected == 255], -1.0)
+
+
 def test_mask_raster_nodata_masks_nothing_and_zero_masks_nothing(qgis_app, event_scene, red_model, tmp_path, out_dir):
     values = np.zeros(event_scene.shape, np.uint8)
     values[:10, :] = 200  # nodata of the mask raster: masks nothing
@@ -355,18 +391,19 @@ def test_inputs_in_other_crs_and_resolution(qgis_app, event_scene, red_model, tm
     assert epsg_of(dataset.GetProjection()) == 32633
     x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
     assert (dx, dy) == (10.0, -10.0)
-    # On the post image's lattice, inside the scene.
+    # The grid is the post image's lattice over the common area: the scene cut to the 30 m DEM's
+    # footprint (a whole number of 30 m rows may end above the scene's southern edge).
+    dem_gt, dem_ds = gdal.Open(dem_30).GetGeoTransform(), gdal.Open(dem_30)
+    dem_bottom = dem_gt[3] + dem_ds.RasterYSize * dem_gt[5]
     sx0, _, _, sy0, _, _ = scene.geotransform
-    col0, row0 = (x0 - sx0) / 10.0, (sy0 - y0) / 10.0
-    assert col0 == int(col0) and row0 == int(row0) and col0 >= 0 and row0 >= 0
-    col0, row0 = int(col0), int(row0)
-    assert row0 + mask.shape[0] <= scene.shape[0] and col0 + mask.shape[1] <= scene.shape[1]
-    # The pre image's red band is constant, so the map is exact wherever data is valid.
-    truth = scene.expected_mask()[row0:row0 + mask.shape[0], col0:col0 + mask.shape[1]]
-    valid = mask != 255
-    assert valid.mean() > 0.9
-    np.testing.assert_array_equal(mask[valid], truth[valid])
-    assert result["LANDSLIDE_COUNT"] >= len(scene.slides) - 1
+    expected_rows = min(scene.shape[0], int((sy0 - dem_bottom) // 10))
+    assert (x0, y0) == (sx0, sy0)
+    assert mask.shape == (expected_rows, scene.shape[1])
+    # The pre image's red band is constant, so the map is exact everywhere.
+    truth = scene.expected_mask()[:expected_rows]
+    np.testing.assert_array_equal(mask, truth)
+    assert result["LANDSLIDE_AREA_M2"] == pytest.approx(truth.sum() * 100.0)
+    assert result["LANDSLIDE_COUNT"] == sum(1 for r, _, _, _ in scene.slides if r < expected_rows)
 
 
 def _lonlat_to(epsg, lon, lat):
@@ -390,20 +427,22 @@ def test_geographic_post_image_maps_in_the_utm_zone_of_the_scene_centre(qgis_app
 
     assert result["GRID_CRS"] == "EPSG:32633"
     for key in ("OUTPUT_MASK", "OUTPUT_PROBABILITY"):
-        array, dataset = read(result[key])
+        dataset = read(result[key])[1]
         assert epsg_of(dataset.GetProjection()) == 32633
         gt = dataset.GetGeoTransform()
         assert (gt[1], gt[5]) == (10.0, -10.0)
-        assert gt[0] % 10 == pytest.approx(0, abs=1e-6) and gt[3] % 10 == pytest.approx(0, abs=1e-6)
+        assert gt[0] == pytest.approx(round(gt[0] / 10) * 10, abs=1e-6)  # on the 10 m lattice
+        assert gt[3] == pytest.approx(round(gt[3] / 10) * 10, abs=1e-6)
     mask = read(result["OUTPUT_MASK"])[0]
-    assert (mask != 255).mean() > 0.5
+    assert (mask != 255).mean() > 0.8  # the corners of the rotated footprint are nodata
     assert set(np.unique(mask)) <= {0, 1, 255}
     _, _, srs = read_polygons(result["OUTPUT_POLYGONS"])
     srs.AutoIdentifyEPSG()
     assert srs.GetAuthorityCode(None) == "32633"
     # Rotated by ~4.5 degrees and resampled twice, the slides are still found, with about their area.
     truth_area = scene.expected_mask().sum() * 100.0
-    assert result["LANDSLIDE_AREA_M2"] == pytest.approx(truth_area, rel=0.3)
+    assert result["LANDSLIDE_COUNT"] == len(scene.slides)
+    assert result["LANDSLIDE_AREA_M2"] == pytest.approx(truth_area, rel=0.25)
 
 
 # --------------------------------------------------------------------------- 6. errors
@@ -449,7 +488,7 @@ def test_refuses_inputs_that_do_not_overlap(qgis_app, event_scene, red_model, tm
 
 def test_refuses_band_out_of_range(qgis_app, event_scene, red_model, out_dir):
     message = _assert_refused(params(event_scene, red_model, out_dir, PRE_RED_BAND=5), "band 5", out_dir=out_dir)
-    assert "pre" in message  # the layer (file pre.tif) is named
+    assert "in pre," in message  # the layer (file pre.tif) is named
     assert "3 band" in message
 
 
@@ -496,17 +535,17 @@ def test_extent_in_another_crs_limits_the_grid(qgis_app, event_scene, red_model,
     for srs in (utm, wgs84):
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     transform = osr.CoordinateTransformation(utm, wgs84)
-    # Shrink by 1 m so that the degree box's UTM envelope stays within the intended pixels.
-    lon0, lat0 = transform.TransformPoint(x0 + 1, y0 + 1)[:2]
-    lon1, lat1 = transform.TransformPoint(x1 - 1, y1 - 1)[:2]
+    # Grown by 2 m: the degree box's UTM envelope then snaps inward to exactly the pixel box.
+    lon0, lat0 = transform.TransformPoint(x0 - 2, y0 - 2)[:2]
+    lon1, lat1 = transform.TransformPoint(x1 + 2, y1 + 2)[:2]
     extent = f"{lon0!r},{lon1!r},{lat0!r},{lat1!r} [EPSG:4326]"
     result = run(params(event_scene, red_model, out_dir, EXTENT=extent))
     mask, dataset = read(result["OUTPUT_MASK"])
     ox, _, _, oy, _, _ = dataset.GetGeoTransform()
     row0, col0 = int(round((gt[3] - oy) / 10)), int(round((ox - gt[0]) / 10))
-    # The degree box's UTM envelope is a little larger than the pixel box; it is snapped inward to pixels.
-    assert 28 <= row0 <= 30 and 58 <= col0 <= 60
-    assert 40 <= mask.shape[0] <= 44 and 40 <= mask.shape[1] <= 44
+    assert (row0, col0) == (30, 60)
+    assert mask.shape == (40, 40)
+    assert result["GRID_CRS"] == "EPSG:32633"
     np.testing.assert_array_equal(
         mask, event_scene.expected_mask()[row0:row0 + mask.shape[0], col0:col0 + mask.shape[1]])
 
@@ -514,16 +553,20 @@ def test_extent_in_another_crs_limits_the_grid(qgis_app, event_scene, red_model,
 # --------------------------------------------------------------------------- 7. cancel
 
 
-def _cancelling_feedback(at_percent):
-    """A feedback that cancels itself once progress reaches ``at_percent`` (> 0)."""
+def _cancelling_feedback(at_percent=None, after_full_core=False):
+    """A feedback that cancels itself once progress reaches ``at_percent``, or (``after_full_core``)
+    at the first progress report after the core's last one (i.e. while the polygons are written)."""
     from qgis.core import QgsProcessingFeedback
 
     feedback = QgsProcessingFeedback()
     seen = []
 
     def on_progress(value):
+        core_done = bool(seen) and max(seen) >= 95.0
         seen.append(value)
-        if value >= at_percent and not feedback.isCanceled():
+        if feedback.isCanceled():
+            return
+        if (at_percent is not None and value >= at_percent) or (after_full_core and core_done):
             feedback.cancel()
 
     feedback.progressChanged.connect(on_progress)
@@ -531,19 +574,78 @@ def _cancelling_feedback(at_percent):
     return feedback
 
 
-@pytest.mark.parametrize("at_percent", [0.01, 50.0, 90.0, 95.0])
+# Progress: windows 0..85.5 %, polygonising, 90.25 % (core about to write the rasters), 95 % (rasters
+# written under their final names), then writing the polygons 95..100 %.
+@pytest.mark.parametrize("at_percent", [0.01, 50.0, 85.0, 90.0, 95.0])
 def test_cancel_leaves_no_output(qgis_app, event_scene, red_model, out_dir, at_percent):
     feedback = _cancelling_feedback(at_percent)
     parameters = params(event_scene, red_model, out_dir, WINDOW_SIZE=32, BATCH_SIZE=2)
     with pytest.raises(processing_exception()) as raised:
         run(parameters, feedback=feedback)
     assert feedback.isCanceled()
-    assert "cancel" in str(raised.value).lower() or "error" in str(raised.value).lower()
-    assert max(feedback.seen) < 100
+    assert "cancel" in str(raised.value).lower()
+    if at_percent < 85:
+        assert max(feedback.seen) < 85  # stopped among the windows
+    _assert_no_outputs(parameters, out_dir)
+
+
+def test_progress_never_goes_back(qgis_app, tmp_path, red_model, out_dir):
+    from qgis.core import QgsProcessingFeedback
+
+    scene = _many_slides_scene(tmp_path)
+    feedback = QgsProcessingFeedback()
+    seen = []
+    feedback.progressChanged.connect(seen.append)
+    run(params(scene, red_model, out_dir, WINDOW_SIZE=32), feedback=feedback)
+    assert seen and all(0 <= value <= 100 for value in seen)
+    assert seen == sorted(seen), [b for a, b in zip(seen, seen[1:]) if b < a][:3]
+    assert max(seen) == pytest.approx(100.0)
+
+
+def _assert_no_outputs(parameters, out_dir):
     assert output_leftovers(out_dir) == []
     for key in ("OUTPUT_PROBABILITY", "OUTPUT_MASK", "OUTPUT_POLYGONS"):
         assert not os.path.exists(parameters[key])
         assert not glob.glob(parameters[key] + "*")  # no .partial, -journal, -wal...
+
+
+def _many_slides_scene(tmp_path):
+    """A scene with one-pixel slides on every other row and column: thousands of polygons."""
+    slides = [(r, c, 1, 1) for r in range(0, 60, 2) for c in range(0, 120, 2)]
+    return make_event_scene(str(tmp_path / "many"), rows=60, slides=slides)
+
+
+def test_cancel_while_writing_polygons_leaves_no_output(qgis_app, tmp_path, red_model, out_dir):
+    scene = _many_slides_scene(tmp_path)
+    assert len(scene.slides) > 1000  # progress is reported every 500 polygons
+    feedback = _cancelling_feedback(after_full_core=True)
+    parameters = params(scene, red_model, out_dir)
+    with pytest.raises(processing_exception()) as raised:
+        run(parameters, feedback=feedback)
+    assert "while writing polygons" in str(raised.value)
+    _assert_no_outputs(parameters, out_dir)
+
+
+def test_cancel_while_writing_polygons_keeps_other_layers_of_the_geopackage(qgis_app, tmp_path, red_model, out_dir):
+    scene = _many_slides_scene(tmp_path)
+    existing = str(out_dir / "project.gpkg")
+    write_polygons(existing, ["POLYGON((0 0,1 0,1 1,0 0))"], 32633, layer="study_area")
+    destination = f"ogr:dbname='{existing}' table=\"slides\" (geom)"
+    parameters = params(scene, red_model, out_dir, OUTPUT_POLYGONS=destination)
+    with pytest.raises(processing_exception()):
+        run(parameters, feedback=_cancelling_feedback(after_full_core=True))
+    assert output_leftovers(out_dir) == ["project.gpkg"]
+    source = ogr.Open(existing)
+    assert [source.GetLayer(i).GetName() for i in range(source.GetLayerCount())] == ["study_area"]
+    assert source.GetLayer(0).GetFeatureCount() == 1
+
+
+def test_failing_polygon_output_removes_the_rasters(qgis_app, event_scene, red_model, out_dir):
+    parameters = params(event_scene, red_model, out_dir,
+                        OUTPUT_POLYGONS=str(out_dir / "missing_folder" / "polygons.gpkg"))
+    with pytest.raises(processing_exception()):
+        run(parameters)
+    assert output_leftovers(out_dir) == []
 
 
 # --------------------------------------------------------------------------- 8. temporary outputs, GeoPackage layer
@@ -624,7 +726,7 @@ def test_style_on_load_post_processor_on_fresh_layers(qgis_app, event_scene, red
                                ("OUTPUT_PROBABILITY", "probability.qml", "singlebandpseudocolor")):
         layer = QgsRasterLayer(result[key], key)
         assert layer.isValid()
-        assert layer.renderer().type() != renderer or key == "OUTPUT_PROBABILITY"
+        assert layer.renderer().type() != renderer  # QGIS's own default: single-band grey
         styling.StyleOnLoad(qml).postProcessLayer(layer, QgsProcessingContext(), QgsProcessingFeedback())
         assert layer.renderer().type() == renderer
 

@@ -159,3 +159,12 @@ def test_outputs_are_tiled_compressed_geotiffs_with_nodata(tmp_path, event_scene
         assert dataset.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
         assert band.GetBlockSize() == [256, 256]
         assert dataset.GetGeoTransform() == event_scene.geotransform
+
+
+def test_cancel_while_writing_the_rasters_leaves_nothing(tmp_path, event_scene, red_model):
+    seen = []
+    cancel = lambda: bool(seen) and seen[-1] >= 0.95  # noqa: E731
+    before = set(os.listdir(tmp_path))
+    with pytest.raises(CancelledError):
+        map_landslides(request_for(event_scene, red_model, tmp_path), progress=seen.append, is_cancelled=cancel)
+    assert set(os.listdir(tmp_path)) == before
