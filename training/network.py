@@ -51,6 +51,13 @@ equivalent one noted in the max-pool item) gives the exact count:
 * 1x1 heads (with bias) for ``prediction`` and the four deep-supervision
   outputs; up-sampling layers are parameter-free (bilinear resizing).
 
+Choices that do not change the count: "dropout after the third stage" is read
+in ResNet stage numbering, i.e. a (plain) ``Dropout`` on the output of
+``res3`` (``res3_dropout``), which feeds both stage 4 and the ``dec4`` skip
+(:data:`ENCODER_DROPOUT_AFTER_STAGE` moves it); up-sampling in the decoder is
+bilinear; the deep-supervision heads resize logits, not probabilities;
+convolutions use He-normal initialisation (heads: Keras defaults).
+
 Parameter budget at ``width=1.0``: stems 8,944; encoder 12,677,952;
 full-resolution branches 68,768; decoder 8,019,648; heads 581.
 ``width=0.25`` gives 1,311,377 parameters.
@@ -77,10 +84,10 @@ Export. Spatial sizes are free (``None``) but must be multiples of
 uses :class:`BilinearUpSampling2D` rather than ``keras.layers.UpSampling2D``,
 which cannot be traced with free spatial sizes (see the class); it maps to a
 single ONNX ``Resize``. The layer is registered for Keras serialisation, so
-``.keras`` files load without ``custom_objects`` once this module is imported; :func:`prediction_model` keeps
-only the ``prediction`` output for ONNX export. The input names
-``pre_image``, ``post_image``, ``terrain`` and the output name ``prediction``
-are a contract with the QGIS plugin.
+``.keras`` files load without ``custom_objects`` once this module is imported.
+:func:`prediction_model` keeps only the ``prediction`` output for ONNX export.
+The input names ``pre_image``, ``post_image``, ``terrain`` and the output
+name ``prediction`` are a contract with the QGIS plugin.
 """
 
 from __future__ import annotations
@@ -222,6 +229,11 @@ class BilinearUpSampling2D(layers.Layer):
     def get_config(self):
         """Layer config for serialisation."""
         return {**super().get_config(), "factor": self.factor}
+
+
+def block_id(stage: int, block_index: int) -> str:
+    """ResNet block id: stage or level number plus block letter, e.g. ``2a``."""
+    return f"{stage}{string.ascii_lowercase[block_index]}"
 
 
 def resnet_block_names(conv_prefix: str, bn_prefix: str, block_id: str) -> BlockNames:
@@ -418,7 +430,7 @@ def build_encoder(stem, width: float, dropout: float, settings: ConvSettings):
             x,
             scaled_filters(filters, width),
             n_blocks,
-            lambda i, stage=stage: resnet_block_names("res", "bn", f"{stage}{string.ascii_lowercase[i]}"),
+            lambda i, stage=stage: resnet_block_names("res", "bn", block_id(stage, i)),
             settings,
             first_stride=first_stride,
         )
@@ -477,7 +489,7 @@ def build_decoder(encoder_features, full_resolution, width: float, settings: Con
             x,
             scaled_filters(filters, width),
             DECODER_BLOCKS_PER_LEVEL,
-            lambda i, level=level: resnet_block_names("dec", "bndec", f"{level}{string.ascii_lowercase[i]}"),
+            lambda i, level=level: resnet_block_names("dec", "bndec", block_id(level, i)),
             settings,
         )
         decoder_features[level] = x

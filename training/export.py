@@ -1,0 +1,122 @@
+"""Export a trained ResUNet to ONNX with its model card, checked against Keras.
+
+The exported graph takes ``pre_image``, ``post_image`` and ``terrain`` (NHWC
+float32, dynamic batch and spatial size) and returns ``prediction``. Before
+anything is written, onnxruntime is run against Keras on random inputs of two
+sizes; a model whose outputs differ by more than :data:`PARITY_TOLERANCE` is
+refused.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
+
+from model.card import ModelCard, write_card
+from model.errors import LandslideMapperError
+
+PARITY_TOLERANCE = 1e-4
+PARITY_SIZES_PX: Tuple[int, ...] = (224, 288)
+OPSET = 17
+
+
+class ExportError(LandslideMapperError):
+    """The export failed or the exported graph does not match Keras."""
+
+
+def _input_signature(model: Any):
+    import tensorflow as tf
+
+    return [tf.TensorSpec((None, None, None, int(t.shape[-1])), tf.float32, name=t.name.split(":")[0])
+            for t in model.inputs]
+
+
+def keras_to_onnx(model: Any) -> Any:
+    """Convert a single-output Keras model to an ``onnx.ModelProto`` (tf2onnx)."""
+    import tf2onnx
+
+    names = [t.name.split(":")[0] for t in model.inputs]
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=_input_signature(model), opset=OPSET,
+                                              output_path=None)
+    except Exception as exc:  # tf2onnx raises many types
+        raise ExportError(f"tf2onnx could not convert the model: {exc}") from exc
+    graph_inputs = [i.name for i in proto.graph.input]
+    if sorted(graph_inputs) != sorted(names):
+        raise ExportError(f"Exported graph inputs {graph_inputs} differ from the Keras inputs {names}.")
+    _name_output(proto, "prediction")
+    return proto
+
+
+def _name_output(proto: Any, name: str) -> None:
+    """Make sure the graph's single output is called ``name`` (adds an Identity node if not)."""
+    from onnx import helper
+
+    output = proto.graph.output[0]
+    if output.name == name:
+        return
+    proto.graph.node.append(helper.make_node("Identity", [output.name], [name], name=f"{name}_identity"))
+    output.name = name
+
+
+def random_inputs(model: Any, size_px: int, batch: int, seed: int) -> Dict[str, np.ndarray]:
+    """Random model-scaled inputs (uniform in [-1, 1]) keyed by input name."""
+    rng = np.random.default_rng(seed)
+    return {t.name.split(":")[0]: rng.uniform(-1, 1, (batch, size_px, size_px, int(t.shape[-1]))).astype(np.float32)
+            for t in model.inputs}
+
+
+def parity_check(model: Any, onnx_bytes: bytes, sizes_px: Sequence[int] = PARITY_SIZES_PX,
+                 tolerance: float = PARITY_TOLERANCE) -> float:
+    """Largest |onnxruntime - Keras| over random inputs of each size; raise above ``tolerance``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    output_name = session.get_outputs()[0].name
+    worst = 0.0
+    for index, size in enumerate(sizes_px):
+        feed = random_inputs(model, size, batch=2, seed=1000 + index)
+        expected = np.asarray(model(feed, training=False))
+        (got,) = session.run([output_name], feed)
+        worst = max(worst, float(np.max(np.abs(got - expected))))
+    if not worst <= tolerance:
+        raise ExportError(f"onnxruntime and Keras differ by {worst:.3g} (> {tolerance:g}); the model was not written.")
+    return worst
+
+
+def export_onnx(model: Any, card: ModelCard, out_path: str, overwrite: bool = False,
+                sizes_px: Sequence[int] = PARITY_SIZES_PX, tolerance: float = PARITY_TOLERANCE) -> float:
+    """Export ``model`` (its ``prediction`` output) with ``card`` to ``out_path``.
+
+    Args:
+        model: A Keras model with the three inputs and a ``prediction`` layer.
+        card: The model card to store in the file.
+        out_path: Destination ``.onnx`` file (written atomically).
+        overwrite: Replace an existing file.
+        sizes_px: Square sizes (multiples of 32) of the parity check.
+        tolerance: Largest accepted difference. Keep the default for models
+            you ship; untrained networks with random weights differ by about
+            3e-4 from float32 rounding alone (benchmarks use 1e-3).
+
+    Returns:
+        The largest onnxruntime/Keras difference measured.
+    """
+    from training.network import OUTPUT_NAME, prediction_model
+
+    if os.path.exists(out_path) and not overwrite:
+        raise ExportError(f"{out_path} exists; pass --overwrite to replace it.")
+    if len(model.outputs) > 1:
+        model = prediction_model(model)
+    if card.output_name != OUTPUT_NAME:
+        raise ExportError(f"The card's output is '{card.output_name}'; the network's is '{OUTPUT_NAME}'.")
+    proto = keras_to_onnx(model)
+    write_card(proto, card)
+    data = proto.SerializeToString()
+    worst = parity_check(model, data, sizes_px, tolerance)
+    partial = out_path + ".partial"
+    with open(partial, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, out_path)
+    return worst
