@@ -72,6 +72,7 @@ def model_inputs(
             (the centre of the scaled range) so NaN never reaches the network.
         card: The model card.
     """
+    valid = np.asarray(valid, dtype=bool)
     raws = {
         ROLE_PRE_IMAGE: pre_8bit,
         ROLE_POST_IMAGE: post_8bit,
