@@ -49,7 +49,18 @@ GSD_M = 10.0
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB."""
+    """Peak resident set size of this process in MiB.
+
+    Read from ``VmHWM`` in /proc (Linux): ``getrusage``'s ``ru_maxrss`` survives
+    ``execve``, so a child would report its parent's peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -76,8 +87,11 @@ def full_width_model(seed: int = 0):
         inputs=standard_inputs(), output_name="prediction", gsd_m=GSD_M, tile_px=224, context_px=56,
         provenance={"trained_on": "nothing: random weights for benchmarks"},
     )
-    # Random weights differ from Keras by ~3e-4 from float32 rounding alone (shipped models keep 1e-4).
-    export_onnx(network, card, onnx_path, overwrite=True, tolerance=1e-3)
+    # Untrained batch-norm statistics let activations grow through 40 residual blocks, so float32
+    # rounding alone separates onnxruntime from Keras by ~4e-3 here: no parity limit for this
+    # timing-only model (shipped models keep export's 1e-4).
+    worst = export_onnx(network, card, onnx_path, overwrite=True, tolerance=float("inf"))
+    print(f"random full-width model exported; onnxruntime vs Keras max difference {worst:.2g}")
     return weights, onnx_path
 
 

@@ -95,6 +95,7 @@ class RunConfig:
     focal_beta: float = 0.3
     focal_gamma: float = 0.75
     augment: bool = True
+    bn_recalibration_batches: int = 16
     init_model: Optional[str] = None
     context_px: int = 56
     threshold: float = 0.5

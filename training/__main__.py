@@ -1,0 +1,131 @@
+"""Command line of the training package: ``python -m training <command> ...``.
+
+Commands:
+    build-dataset  cut tile stores from the events of a config (one folder per event)
+    train          train (or resume) the combined model of a config
+    export         write the trained model to ONNX with its model card
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PARITY_TOLERANCE = 1e-4  # the same default as training.export (not imported: keeps --help free of TensorFlow)
+
+
+def _store_dir(args, config) -> str:
+    return args.store or os.path.join(config.run.output_dir, "tiles")
+
+
+def cmd_build_dataset(args) -> int:
+    from .config import load_config
+    from .datasets import build_dataset
+
+    config = load_config(args.config)
+    summaries = build_dataset(config, _store_dir(args, config), overwrite=args.overwrite, only=args.only)
+    for s in summaries:
+        state = "built" if s.built else "kept (already built)"
+        print(f"{s.event}: {state}, {s.tiles_train} training + {s.tiles_validation} validation tiles, "
+              f"{s.landslide_pixels} landslide pixels, {s.polygons_used} polygons used, "
+              f"{s.polygons_outside} outside, {s.polygons_repaired} repaired -> {s.path}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .config import load_config
+    from .train import train
+
+    config = load_config(args.config)
+    state = train(config, _store_dir(args, config), events=args.events, max_epochs_this_call=args.max_epochs)
+    print(json.dumps({"epochs_done": state.epoch, "best_epoch": state.best_epoch + 1,
+                      "best_val_loss": state.best_val_loss, "stopped_early": state.stopped_early,
+                      **state.best_metrics}, indent=1))
+    return 0
+
+
+def cmd_export(args) -> int:
+    import keras
+
+    from . import losses, network  # noqa: F401  (register custom objects)
+    from .config import load_config
+    from .export import export_onnx
+    from .train import BEST_MODEL, CHECKPOINT_DIR, LAST_MODEL, STATE_FILE, training_card
+
+    config = load_config(args.config)
+    run_dir = config.run.output_dir
+    path = {"best": os.path.join(run_dir, BEST_MODEL),
+            "last": os.path.join(run_dir, CHECKPOINT_DIR, LAST_MODEL)}.get(args.model, args.model)
+    if not os.path.exists(path):
+        print(f"error: no trained model at {path}; run 'python -m training train {args.config}' first.",
+              file=sys.stderr)
+        return 2
+    with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as handle:
+        run_info = json.load(handle)
+    with open(os.path.join(run_dir, CHECKPOINT_DIR, STATE_FILE), encoding="utf-8") as handle:
+        state = json.load(handle)
+    metrics = {k[len("val_"):]: v for k, v in state.get("best_metrics", {}).items()
+               if k in ("val_mcc", "val_f1", "val_precision", "val_recall")}
+    if metrics:
+        metrics["evaluated_on"] = (f"validation tiles ({run_info['validation_tiles']}) of the training events "
+                                   f"{', '.join(run_info['events'])}; best epoch {state['best_epoch'] + 1}")
+    card = training_card(config.run, run_info["events"], metrics, name=args.name, trained_on=args.trained_on)
+    model = keras.models.load_model(path, compile=False)
+    worst = export_onnx(model, card, args.output, overwrite=args.overwrite, tolerance=args.parity_tolerance)
+    print(f"wrote {args.output} (onnxruntime vs Keras max difference {worst:.2g})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    top = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-dataset", help="cut tile stores from a config's events")
+    p.add_argument("config", help="TOML config (see training/config.py)")
+    p.add_argument("--store", help="tile store folder (default: <output_dir>/tiles)")
+    p.add_argument("--only", nargs="+", help="build only these events")
+    p.add_argument("--overwrite", action="store_true", help="rebuild events that already have a store")
+    p.set_defaults(func=cmd_build_dataset)
+
+    p = sub.add_parser("train", help="train or resume the combined model")
+    p.add_argument("config")
+    p.add_argument("--store", help="tile store folder (default: <output_dir>/tiles)")
+    p.add_argument("--events", nargs="+", help="train on these events only (default: all in the config)")
+    p.add_argument("--max-epochs", type=int, help="stop after this many epochs in this call (resume later)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export the trained model to ONNX with its model card")
+    p.add_argument("config")
+    p.add_argument("output", help="destination .onnx file")
+    p.add_argument("--model", default="best", help="'best', 'last' or a .keras path (default: best)")
+    p.add_argument("--name", default="landslide-resunet", help="model name in the card")
+    p.add_argument("--trained-on", help="one sentence on the training data for the card's provenance")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--parity-tolerance", type=float, default=PARITY_TOLERANCE,
+                   help="largest accepted |onnxruntime - Keras| (default %(default)g; keep it for models you ship)")
+    p.set_defaults(func=cmd_export)
+    return top
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI; returns the exit status."""
+    from model.errors import LandslideMapperError
+
+    from .config import ConfigError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (LandslideMapperError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""Train the combined (generalised) ResUNet on tile stores, resumably and reproducibly.
+
+A run lives in ``run.output_dir``:
+
+- ``checkpoint/last.keras`` + ``checkpoint/state.json``: model, optimizer and
+  schedule state after the last finished epoch (written atomically);
+- ``best.keras``: the model with the lowest validation loss so far;
+- ``history.csv``: losses, learning rate and validation scores per epoch;
+- ``run.json``: the settings and events the run was started with.
+
+A killed run started again with the same config resumes after its last
+finished epoch and ends with the same weights as an uninterrupted run: the
+tile order and augmentation of epoch ``e`` depend only on ``(seed, e)``, and
+every dropout seed generator is reset from ``(seed, e)`` at the start of each
+epoch. The schedule follows the paper: Adam at ``learning_rate``, learning
+rate x0.1 when the validation loss has not improved for ``lr_patience``
+epochs, stop after ``stop_patience`` epochs without improvement, keep the
+best validation model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from model.card import ModelCard, standard_inputs
+from model.metrics import Confusion, confusion
+
+from .augment import AugmentSettings, NO_AUGMENTATION, augment_sample, sample_inputs
+from .config import Config, RunConfig
+from .datasets import TileStore
+
+CHECKPOINT_DIR = "checkpoint"
+LAST_MODEL = "last.keras"
+STATE_FILE = "state.json"
+BEST_MODEL = "best.keras"
+HISTORY_FILE = "history.csv"
+
+
+def training_card(run: RunConfig, events: Sequence[str], metrics: Optional[Dict[str, Any]] = None,
+                  name: str = "landslide-resunet", description: str = "",
+                  trained_on: Optional[str] = None) -> ModelCard:
+    """The card a model trained with ``run`` carries; training scales inputs with it too."""
+    provenance: Dict[str, Any] = {"training_events": list(events), "width": run.width, "seed": run.seed,
+                                  "software": "landslide_mapper training package"}
+    if trained_on:
+        provenance["trained_on"] = trained_on
+    return ModelCard(
+        name=name,
+        version="1",
+        description=description or f"ResUNet (width {run.width:g}) trained on {', '.join(events)}.",
+        inputs=standard_inputs(),
+        output_name="prediction",
+        gsd_m=run.gsd_m,
+        tile_px=run.tile_px,
+        context_px=run.context_px,
+        threshold=run.threshold,
+        min_area_m2=run.min_area_m2,
+        provenance=provenance,
+        metrics=dict(metrics or {}),
+    )
+
+
+class TileBatches:
+    """Batches of (inputs, targets) from a tile store; order and augmentation fixed by (seed, epoch).
+
+    Targets are ``(N, T, T, 2)``: landslide mask and validity weight, the same
+    for every output (the deep-supervision heads are resized to full size).
+    """
+
+    def __init__(self, store: TileStore, indices: np.ndarray, card: ModelCard, batch_size: int,
+                 output_names: Sequence[str], seed: int, epoch: int, augment: Optional[AugmentSettings],
+                 shuffle: bool = True):
+        self.store = store
+        self.card = card
+        self.batch_size = batch_size
+        self.output_names = list(output_names)
+        self.seed = seed
+        self.epoch = epoch
+        self.augment = augment
+        order = np.asarray(indices)
+        if shuffle:
+            order = np.random.default_rng([seed, epoch]).permutation(order)
+        self.order = order
+
+    def __len__(self) -> int:
+        return int(math.ceil(len(self.order) / self.batch_size))
+
+    def batch(self, index: int):
+        """The ``index``-th batch as (inputs dict, targets dict)."""
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        inputs: Dict[str, List[np.ndarray]] = {}
+        targets: List[np.ndarray] = []
+        for tile in chosen:
+            sample = self.store.sample(int(tile))
+            if self.augment is not None:
+                rng = np.random.default_rng([self.seed, self.epoch, int(tile)])
+                sample = augment_sample(sample, rng, self.augment)
+            x, y = sample_inputs(sample, self.card, self.card.gsd_m)
+            for role, array in x.items():
+                inputs.setdefault(role, []).append(array)
+            targets.append(y)
+        stacked = {self.card.input_for_role(role).tensor_name: np.stack(arrays) for role, arrays in inputs.items()}
+        target = np.stack(targets).astype(np.float32)
+        return stacked, {name: target for name in self.output_names}
+
+
+def _keras_dataset(batches: TileBatches, steps: Optional[int] = None):
+    """A keras.utils.PyDataset over :class:`TileBatches` (built lazily to keep imports light)."""
+    import keras
+
+    class _Dataset(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+
+        def __len__(self):
+            return min(len(batches), steps) if steps else len(batches)
+
+        def __getitem__(self, index):
+            return batches.batch(index)
+
+    return _Dataset()
+
+
+@dataclass
+class ScheduleState:
+    """Everything beyond the model and optimizer needed to resume a run."""
+
+    epoch: int = 0
+    best_val_loss: float = float("inf")
+    best_epoch: int = -1
+    epochs_since_improvement: int = 0
+    epochs_since_lr_change: int = 0
+    learning_rate: float = 1e-4
+    stopped_early: bool = False
+    best_metrics: Dict[str, float] = field(default_factory=dict)
+
+
+def build_model(run: RunConfig):
+    """A compiled ResUNet for ``run`` (fresh, or from ``run.init_model`` to fine-tune)."""
+    import keras
+
+    from .losses import loss_weights, output_losses
+    from .network import OUTPUT_NAMES, build_resunet
+
+    network = build_resunet(width=run.width, l2=run.l2)
+    if run.init_model:
+        source = keras.models.load_model(run.init_model, compile=False) if run.init_model.endswith(".keras") else None
+        if source is not None:
+            network.set_weights(source.get_weights())
+        else:
+            network.load_weights(run.init_model)
+    network.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=run.learning_rate),
+        loss=output_losses(OUTPUT_NAMES, run.focal_alpha, run.focal_beta, run.focal_gamma),
+        loss_weights=loss_weights(OUTPUT_NAMES),
+    )
+    return network
+
+
+def reseed_dropout(network, seed: int, epoch: int) -> None:
+    """Reset every dropout seed generator from (seed, epoch) so resumed epochs match."""
+    for index, layer in enumerate(network.layers):
+        generator = getattr(layer, "seed_generator", None)
+        if generator is not None:
+            generator.state.assign(np.array([seed * 1000003 + epoch * 1009 + index, 0], dtype=generator.state.dtype))
+
+
+def recalibrate_batch_norm(network, batches: "TileBatches", max_batches: int) -> int:
+    """Set every batch-norm layer's moving statistics to their average over training batches.
+
+    "Precise BN": Keras keeps exponential moving averages with momentum 0.99,
+    which after few steps are far from the statistics the weights were trained
+    with, so inference (and the exported ONNX graph) would see badly scaled
+    activations. Averaging the batch statistics of up to ``max_batches``
+    un-augmented training batches fixes that; the trained weights are
+    untouched. Returns the number of batches used.
+    """
+    from keras import layers
+
+    norms = [layer for layer in _all_layers(network) if isinstance(layer, layers.BatchNormalization)]
+    count = min(max_batches, len(batches))
+    if not norms or count == 0:
+        return 0
+    saved = [layer.momentum for layer in norms]
+    try:
+        for k in range(count):
+            for layer in norms:
+                layer.momentum = k / (k + 1.0)  # cumulative average: the first batch replaces the old value
+            x, _ = batches.batch(k)
+            network(x, training=True)
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
+    return count
+
+
+def _all_layers(network):
+    for layer in network.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def validation_scores(network, store: TileStore, indices: np.ndarray, card: ModelCard, batch_size: int,
+                      output_names: Sequence[str]) -> Dict[str, float]:
+    """Validation loss (as compiled) and pixel scores at the card's threshold over valid pixels."""
+    if len(indices) == 0:
+        return {}
+    batches = TileBatches(store, indices, card, batch_size, output_names, seed=0, epoch=0, augment=None, shuffle=False)
+    totals = Confusion()
+    losses = []
+    for index in range(len(batches)):
+        x, y = batches.batch(index)
+        outputs = network(x, training=False)
+        prediction = np.asarray(outputs[0])[..., 0]
+        target = y[output_names[0]]
+        valid = target[..., 1] > 0
+        totals = totals + confusion(target[..., 0] > 0.5, prediction >= card.threshold, valid)
+        losses.append(float(network.compute_loss(x=x, y=y, y_pred=outputs)) * len(target))
+    scores = {f"val_{k}": float(v) for k, v in totals.scores().items()}
+    scores["val_loss"] = float(np.sum(losses) / len(indices))
+    return scores
+
+
+class Progress:
+    """Per-step and per-epoch progress lines with an ETA."""
+
+    def __init__(self, epochs: int, steps: int, log: Callable[[str], None]):
+        self.epochs, self.steps, self.log = epochs, steps, log
+        self.started = time.perf_counter()
+        self.steps_done = 0
+
+    def step(self, epoch: int, step: int, loss: float, remaining_epochs: int) -> None:
+        self.steps_done += 1
+        elapsed = time.perf_counter() - self.started
+        per_step = elapsed / self.steps_done
+        eta = per_step * ((self.steps - step - 1) + remaining_epochs * self.steps)
+        if step == 0 or (step + 1) % max(1, self.steps // 10) == 0 or step + 1 == self.steps:
+            self.log(f"epoch {epoch + 1}/{self.epochs} step {step + 1}/{self.steps} loss {loss:.4f} "
+                     f"({per_step:.2f} s/step, ETA {eta / 60:.1f} min)")
+
+
+def _step_callback(progress: Progress, epoch: int, remaining: int):
+    import keras
+
+    class _Callback(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            progress.step(epoch, batch, float((logs or {}).get("loss", float("nan"))), remaining)
+
+    return _Callback()
+
+
+def _save_checkpoint(network, state: ScheduleState, run_dir: str) -> None:
+    """Model, optimizer and schedule state, replaced atomically."""
+    folder = os.path.join(run_dir, CHECKPOINT_DIR)
+    partial = folder + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    network.save(os.path.join(partial, LAST_MODEL))
+    with open(os.path.join(partial, STATE_FILE), "w", encoding="utf-8") as handle:
+        json.dump(asdict(state), handle, indent=1)
+    old = folder + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(folder):
+        os.replace(folder, old)
+    os.replace(partial, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(run_dir: str):
+    """(model, state) of a previous run, or (None, None)."""
+    import keras
+
+    from . import losses, network  # noqa: F401  (register custom objects)
+
+    folder = os.path.join(run_dir, CHECKPOINT_DIR)
+    if not os.path.exists(os.path.join(folder, STATE_FILE)):
+        return None, None
+    with open(os.path.join(folder, STATE_FILE), encoding="utf-8") as handle:
+        state = ScheduleState(**json.load(handle))
+    return keras.models.load_model(os.path.join(folder, LAST_MODEL)), state
+
+
+def _append_history(run_dir: str, row: Dict[str, Any]) -> None:
+    path = os.path.join(run_dir, HISTORY_FILE)
+    new = not os.path.exists(path)
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _truncate_history(run_dir: str, epochs_done: int) -> None:
+    """Drop history rows of epochs after the checkpoint (a run killed between writes)."""
+    path = os.path.join(run_dir, HISTORY_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    rows = [r for r in rows if int(r["epoch"]) <= epochs_done]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        if rows:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def train(config: Config, store_dir: str, log: Callable[[str], None] = print,
+          max_epochs_this_call: Optional[int] = None, events: Optional[Sequence[str]] = None) -> ScheduleState:
+    """Train (or resume) the run described by ``config`` on the tile stores in ``store_dir``.
+
+    Args:
+        config: The run settings and events.
+        store_dir: Folder of the tile stores (``python -m training build-dataset``).
+        log: Progress sink.
+        max_epochs_this_call: Stop after this many epochs in this call (for
+            tests of resuming; ``None`` runs to the end).
+        events: Event names to train on (default: every event of the config).
+
+    Returns:
+        The schedule state at the end.
+    """
+    import keras
+    import tensorflow as tf
+
+    from .network import OUTPUT_NAMES
+
+    run = config.run
+    names = list(events or [e.name for e in config.events])
+    store = TileStore(store_dir, names)
+    train_idx, val_idx = store.indices("train"), store.indices("validation")
+    if len(train_idx) == 0:
+        raise ValueError(f"No training tiles in {store_dir} for events {names}.")
+    card = training_card(run, names)
+    os.makedirs(run.output_dir, exist_ok=True)
+    keras.utils.set_random_seed(run.seed)
+    tf.config.experimental.enable_op_determinism()
+    network, state = _load_checkpoint(run.output_dir)
+    if network is None:
+        network, state = build_model(run), ScheduleState(learning_rate=run.learning_rate)
+        with open(os.path.join(run.output_dir, "run.json"), "w", encoding="utf-8") as handle:
+            json.dump({"run": asdict(run), "events": names, "store_dir": os.path.abspath(store_dir),
+                       "train_tiles": int(len(train_idx)), "validation_tiles": int(len(val_idx))}, handle, indent=1)
+        _truncate_history(run.output_dir, 0)
+    else:
+        log(f"Resuming after epoch {state.epoch} (best validation loss {state.best_val_loss:.4f}).")
+        _truncate_history(run.output_dir, state.epoch)
+    settings = AugmentSettings() if run.augment else None
+    steps = len(TileBatches(store, train_idx, card, run.batch_size, OUTPUT_NAMES, run.seed, 0, None))
+    steps = min(steps, run.steps_per_epoch) if run.steps_per_epoch else steps
+    progress = Progress(run.epochs, steps, log)
+    done_now = 0
+    while state.epoch < run.epochs and not state.stopped_early:
+        if max_epochs_this_call is not None and done_now >= max_epochs_this_call:
+            break
+        epoch = state.epoch
+        network.optimizer.learning_rate.assign(state.learning_rate)
+        reseed_dropout(network, run.seed, epoch)
+        batches = TileBatches(store, train_idx, card, run.batch_size, OUTPUT_NAMES, run.seed, epoch, settings)
+        started = time.perf_counter()
+        history = network.fit(_keras_dataset(batches, run.steps_per_epoch), epochs=1, verbose=0, shuffle=False,
+                              callbacks=[_step_callback(progress, epoch, run.epochs - epoch - 1)])
+        if run.bn_recalibration_batches:
+            plain = TileBatches(store, train_idx, card, run.batch_size, OUTPUT_NAMES, run.seed, epoch, None)
+            recalibrate_batch_norm(network, plain, run.bn_recalibration_batches)
+        scores = validation_scores(network, store, val_idx, card, run.batch_size, OUTPUT_NAMES)
+        val_loss = scores.get("val_loss", float(history.history["loss"][-1]))
+        _update_schedule(state, val_loss, scores, run)
+        if state.best_epoch == epoch:
+            network.save(os.path.join(run.output_dir, BEST_MODEL))
+        state.epoch = epoch + 1
+        _append_history(run.output_dir, {"epoch": epoch + 1, "loss": float(history.history["loss"][-1]),
+                                         "learning_rate": float(network.optimizer.learning_rate.numpy()),
+                                         "seconds": round(time.perf_counter() - started, 2), **scores})
+        _save_checkpoint(network, state, run.output_dir)
+        log(f"epoch {epoch + 1}/{run.epochs} done: loss {history.history['loss'][-1]:.4f}, val_loss {val_loss:.4f}, "
+            f"val_mcc {scores.get('val_mcc', float('nan')):.3f}, lr {state.learning_rate:.1e}"
+            + (" (best)" if state.best_epoch == epoch else ""))
+        done_now += 1
+    return state
+
+
+def _update_schedule(state: ScheduleState, val_loss: float, scores: Dict[str, float], run: RunConfig) -> None:
+    """Best model, learning-rate reduction on plateau and early stopping."""
+    if val_loss < state.best_val_loss:
+        state.best_val_loss = val_loss
+        state.best_epoch = state.epoch
+        state.best_metrics = {k: v for k, v in scores.items() if k.startswith("val_")}
+        state.epochs_since_improvement = 0
+        state.epochs_since_lr_change = 0
+        return
+    state.epochs_since_improvement += 1
+    state.epochs_since_lr_change += 1
+    if state.epochs_since_lr_change >= run.lr_patience:
+        state.learning_rate *= 0.1
+        state.epochs_since_lr_change = 0
+    if state.epochs_since_improvement >= run.stop_patience:
+        state.stopped_early = True
