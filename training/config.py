@@ -96,6 +96,7 @@ class RunConfig:
     focal_gamma: float = 0.75
     augment: bool = True
     bn_recalibration_batches: int = 16
+    jit_compile: bool = False
     init_model: Optional[str] = None
     context_px: int = 56
     threshold: float = 0.5

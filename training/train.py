@@ -162,6 +162,7 @@ def build_model(run: RunConfig):
         optimizer=keras.optimizers.Adam(learning_rate=run.learning_rate),
         loss=output_losses(OUTPUT_NAMES, run.focal_alpha, run.focal_beta, run.focal_gamma),
         loss_weights=loss_weights(OUTPUT_NAMES),
+        jit_compile=run.jit_compile,
     )
     return network
 
@@ -180,26 +181,34 @@ def recalibrate_batch_norm(network, batches: "TileBatches", max_batches: int) ->
     "Precise BN": Keras keeps exponential moving averages with momentum 0.99,
     which after few steps are far from the statistics the weights were trained
     with, so inference (and the exported ONNX graph) would see badly scaled
-    activations. Averaging the batch statistics of up to ``max_batches``
-    un-augmented training batches fixes that; the trained weights are
-    untouched. Returns the number of batches used.
+    activations. The mean and variance of each batch-norm layer's input over
+    up to ``max_batches`` un-augmented training batches (forward pass in
+    training mode, as during training) replace the moving averages; the
+    trained weights are untouched. Returns the number of batches used.
     """
+    import keras
     from keras import layers
 
     norms = [layer for layer in _all_layers(network) if isinstance(layer, layers.BatchNormalization)]
     count = min(max_batches, len(batches))
     if not norms or count == 0:
         return 0
-    saved = [layer.momentum for layer in norms]
-    try:
-        for k in range(count):
-            for layer in norms:
-                layer.momentum = k / (k + 1.0)  # cumulative average: the first batch replaces the old value
-            x, _ = batches.batch(k)
-            network(x, training=True)
-    finally:
-        for layer, momentum in zip(norms, saved):
-            layer.momentum = momentum
+    probe = keras.Model(network.inputs, [layer.input for layer in norms])
+    saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in norms]
+    sums = [np.zeros(layer.moving_mean.shape, np.float64) for layer in norms]
+    squares = [np.zeros(layer.moving_mean.shape, np.float64) for layer in norms]
+    for k in range(count):
+        x, _ = batches.batch(k)
+        features = probe(x, training=True)
+        for index, feature in enumerate(features):
+            values = np.asarray(feature, dtype=np.float64).reshape(-1, feature.shape[-1])
+            sums[index] += values.mean(axis=0)
+            squares[index] += (values ** 2).mean(axis=0)
+    for layer, total, total_sq, (mean0, var0) in zip(norms, sums, squares, saved):
+        mean = total / count
+        variance = np.maximum(total_sq / count - mean ** 2, 0.0)
+        layer.moving_mean.assign(mean.astype(mean0.dtype))
+        layer.moving_variance.assign(variance.astype(var0.dtype))
     return count
 
 
@@ -220,12 +229,12 @@ def validation_scores(network, store: TileStore, indices: np.ndarray, card: Mode
     losses = []
     for index in range(len(batches)):
         x, y = batches.batch(index)
-        outputs = network(x, training=False)
-        prediction = np.asarray(outputs[0])[..., 0]
+        prediction = np.asarray(network.predict_on_batch(x)[0])[..., 0]
         target = y[output_names[0]]
         valid = target[..., 1] > 0
         totals = totals + confusion(target[..., 0] > 0.5, prediction >= card.threshold, valid)
-        losses.append(float(network.compute_loss(x=x, y=y, y_pred=outputs)) * len(target))
+        loss = network.test_on_batch(x, y, return_dict=True)["loss"]
+        losses.append(float(loss) * len(target))
     scores = {f"val_{k}": float(v) for k, v in totals.scores().items()}
     scores["val_loss"] = float(np.sum(losses) / len(indices))
     return scores
