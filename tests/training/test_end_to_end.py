@@ -67,6 +67,18 @@ def test_a_resumed_run_ends_like_an_uninterrupted_one(workspace):
     assert len(rows) == 3  # one header, one row per epoch, no duplicate
 
 
+def test_training_can_start_from_an_existing_model(workspace):
+    from training.config import RunConfig
+    from training.train import build_model
+
+    best = str(workspace["root"] / "straight" / "best.keras")
+    fine_tune = build_model(RunConfig(output_dir=str(workspace["root"] / "fine"), width=0.125, init_model=best))
+    for a, b in zip(fine_tune.get_weights(), weights_of(best)):
+        np.testing.assert_array_equal(a, b)
+    fresh = build_model(RunConfig(output_dir=str(workspace["root"] / "fresh"), width=0.125))
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), weights_of(best)))
+
+
 def test_export_writes_a_carded_model_the_plugin_runs(workspace, tmp_path):
     from model.grid import RasterInput
     from model.pipeline import MappingRequest, map_landslides
