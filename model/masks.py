@@ -23,6 +23,41 @@ class VectorInput:
     layer: Optional[str] = None
 
 
+def open_polygon_layer(source: VectorInput, what: str):
+    """Open a vector layer that must have a CRS.
+
+    Returns:
+        ``(dataset, layer, layer_srs)``; keep the dataset referenced while the
+        layer is used. ``layer_srs`` uses the traditional x/y axis order.
+
+    Raises:
+        InputDataError: Naming ``what``, the file and the problem.
+    """
+    where = source.path + (f" (layer '{source.layer}')" if source.layer else "")
+    try:
+        dataset = ogr.Open(source.path)
+    except RuntimeError as exc:
+        raise InputDataError(f"Cannot open the {what} {where}: {exc}") from exc
+    if dataset is None:
+        raise InputDataError(f"Cannot open the {what} {where}.")
+    layer = dataset.GetLayerByName(source.layer) if source.layer else dataset.GetLayer(0)
+    if layer is None:
+        raise InputDataError(f"The {what} {source.path} has no layer '{source.layer}'.")
+    layer_srs = layer.GetSpatialRef()
+    if layer_srs is None:
+        raise InputDataError(f"The {what} {where} has no coordinate reference system.")
+    layer_srs = layer_srs.Clone()
+    layer_srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return dataset, layer, layer_srs
+
+
+def transformation_to_grid(layer_srs: osr.SpatialReference, grid: Grid) -> Optional[osr.CoordinateTransformation]:
+    """Transformation from ``layer_srs`` to the grid's CRS, or None when they are the same."""
+    grid_srs = osr.SpatialReference(wkt=grid.crs_wkt)
+    grid_srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return None if layer_srs.IsSame(grid_srs) else osr.CoordinateTransformation(layer_srs, grid_srs)
+
+
 class RasterMask:
     """A mask raster: any non-zero value masks a pixel; nodata masks nothing."""
 
@@ -39,22 +74,9 @@ class PolygonMask:
     """Mask polygons, reprojected once to the grid CRS and burnt per window."""
 
     def __init__(self, source: VectorInput, grid: Grid):
-        try:
-            dataset = ogr.Open(source.path)
-        except RuntimeError as exc:
-            raise InputDataError(f"Cannot open mask polygons {source.path}: {exc}") from exc
-        if dataset is None:
-            raise InputDataError(f"Cannot open mask polygons {source.path}.")
-        layer = dataset.GetLayerByName(source.layer) if source.layer else dataset.GetLayer(0)
-        if layer is None:
-            raise InputDataError(f"Mask polygons {source.path} have no layer '{source.layer}'.")
-        layer_srs = layer.GetSpatialRef()
-        if layer_srs is None:
-            raise InputDataError(f"Mask polygons {source.path} have no coordinate reference system.")
+        _, layer, layer_srs = open_polygon_layer(source, "mask polygons")
+        transform = transformation_to_grid(layer_srs, grid)
         grid_srs = osr.SpatialReference(wkt=grid.crs_wkt)
-        for srs in (layer_srs, grid_srs):
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        transform = osr.CoordinateTransformation(layer_srs, grid_srs)
         self._grid = grid
         self._store = ogr.GetDriverByName("Memory").CreateDataSource("")
         self._layer = self._store.CreateLayer("mask", srs=grid_srs, geom_type=ogr.wkbMultiPolygon)
@@ -63,7 +85,8 @@ class PolygonMask:
             if geometry is None:
                 continue
             geometry = geometry.Clone()
-            geometry.Transform(transform)
+            if transform is not None:
+                geometry.Transform(transform)
             out = ogr.Feature(self._layer.GetLayerDefn())
             out.SetGeometry(geometry)
             self._layer.CreateFeature(out)

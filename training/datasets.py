@@ -72,9 +72,9 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from model.card import ModelCard
-from model.errors import GridError, LandslideMapperError
+from model.errors import GridError, InputDataError, LandslideMapperError
 from model.grid import Grid, RasterInput, WindowReader, build_grid
-from model.masks import PolygonMask, RasterMask, VectorInput
+from model.masks import PolygonMask, RasterMask, VectorInput, open_polygon_layer, transformation_to_grid
 from model.preprocess import image_to_8bit, resolve_radiometry
 from model.terrain import HALO_PX
 
@@ -236,24 +236,13 @@ def _load_polygons(ref: VectorRef, grid: Grid, event: str, what: str) -> _Polygo
     """
     where = f"{ref.path}" + (f" (layer '{ref.layer}')" if ref.layer else "")
     try:
-        source = ogr.Open(ref.path)
-    except RuntimeError as exc:
-        raise DatasetError(f"Event '{event}': cannot open the {what} {where}: {exc}") from exc
-    if source is None:
-        raise DatasetError(f"Event '{event}': cannot open the {what} {where}.")
-    layer = source.GetLayerByName(ref.layer) if ref.layer else source.GetLayer(0)
-    if layer is None:
-        raise DatasetError(f"Event '{event}': the {what} {ref.path} has no layer '{ref.layer}'.")
-    layer_srs = layer.GetSpatialRef()
-    if layer_srs is None:
-        raise DatasetError(f"Event '{event}': the {what} {where} has no coordinate reference system.")
-    layer_srs = layer_srs.Clone()
-    grid_srs = osr.SpatialReference(wkt=grid.crs_wkt)
-    for srs in (layer_srs, grid_srs):
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    transform = None if layer_srs.IsSame(grid_srs) else osr.CoordinateTransformation(layer_srs, grid_srs)
+        source, layer, layer_srs = open_polygon_layer(VectorInput(ref.path, ref.layer), what)
+        transform = transformation_to_grid(layer_srs, grid)
+    except InputDataError as exc:
+        raise DatasetError(f"Event '{event}': {exc}") from exc
 
     store = ogr.GetDriverByName("Memory").CreateDataSource("")
+    grid_srs = osr.SpatialReference(wkt=grid.crs_wkt)
     out_layer = store.CreateLayer("polygons", srs=grid_srs, geom_type=ogr.wkbMultiPolygon)
     result = _Polygons(store, out_layer, where)
     box = _grid_box(grid)
