@@ -11,7 +11,7 @@ SUDO=""
 if ! dpkg -s python3-qgis qgis qgis-providers python3-gdal gdal-bin python3-venv >/dev/null 2>&1; then
   echo "== Installing QGIS and GDAL from Debian (apt)"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
     python3-qgis qgis qgis-providers python3-gdal gdal-bin python3-venv python3-pip xauth
 fi
 
