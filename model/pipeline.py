@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
@@ -280,7 +281,7 @@ def _raise_if_cancelled(is_cancelled: Callable[[], bool]) -> None:
 
 
 def _run_windows(plan, sources, writers, threshold, request, result, progress, is_cancelled) -> None:
-    """Read, predict and write every window, in batches."""
+    """Read, predict and write every window, in batches; the next window is read in a worker thread."""
     batch: List[Tuple[Window, dict, np.ndarray]] = []
     windows = plan_windows(plan.grid, plan.window_px, plan.margin_px)
     batch_size = max(1, int(request.batch_size))
@@ -294,19 +295,24 @@ def _run_windows(plan, sources, writers, threshold, request, result, progress, i
             _write_core(window, probability, valid, threshold, writers)
         batch.clear()
 
-    for done, window in enumerate(windows):
-        _raise_if_cancelled(is_cancelled)
-        inputs, valid = sources.read(window, plan.model.card)
-        core_valid = window.core_of(valid)
-        if not core_valid.any() or core_valid.mean() < request.min_valid_fraction:
-            result.windows_skipped += 1
-            _write_core(window, None, valid, threshold, writers)
-        else:
-            batch.append((window, inputs, valid))
-            result.windows_run += 1
-            if len(batch) >= batch_size:
-                flush()
-        progress(WINDOW_PROGRESS_SHARE * (done + 1) / len(windows))
+    # Reading and preparing the next window (GDAL, numpy) overlaps with the network's run on this one.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslide-reader") as reader:
+        pending = reader.submit(sources.read, windows[0], plan.model.card) if windows else None
+        for done, window in enumerate(windows):
+            _raise_if_cancelled(is_cancelled)
+            inputs, valid = pending.result()
+            if done + 1 < len(windows):
+                pending = reader.submit(sources.read, windows[done + 1], plan.model.card)
+            core_valid = window.core_of(valid)
+            if not core_valid.any() or core_valid.mean() < request.min_valid_fraction:
+                result.windows_skipped += 1
+                _write_core(window, None, valid, threshold, writers)
+            else:
+                batch.append((window, inputs, valid))
+                result.windows_run += 1
+                if len(batch) >= batch_size:
+                    flush()
+            progress(WINDOW_PROGRESS_SHARE * (done + 1) / len(windows))
     _raise_if_cancelled(is_cancelled)
     flush()
 
