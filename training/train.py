@@ -229,11 +229,12 @@ def validation_scores(network, store: TileStore, indices: np.ndarray, card: Mode
     losses = []
     for index in range(len(batches)):
         x, y = batches.batch(index)
-        prediction = np.asarray(network.predict_on_batch(x)[0])[..., 0]
+        outputs = network.predict_on_batch(x)  # one forward pass serves the scores and the loss
+        prediction = np.asarray(outputs[0])[..., 0]
         target = y[output_names[0]]
         valid = target[..., 1] > 0
         totals = totals + confusion(target[..., 0] > 0.5, prediction >= card.threshold, valid)
-        loss = network.test_on_batch(x, y, return_dict=True)["loss"]
+        loss = network.compute_loss(x=x, y=y, y_pred=outputs, training=False)
         losses.append(float(loss) * len(target))
     scores = {f"val_{k}": float(v) for k, v in totals.scores().items()}
     scores["val_loss"] = float(np.sum(losses) / len(indices))
