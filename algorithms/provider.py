@@ -3,6 +3,7 @@
 from qgis.core import QgsProcessingProvider
 
 from .base import icon
+from .evaluate_landslide_map import EvaluateLandslideMap
 from .map_event_landslides import MapEventLandslides
 
 
@@ -11,7 +12,7 @@ class LandslideMapperProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
         """Register every algorithm of the plugin."""
-        for algorithm in (MapEventLandslides(),):
+        for algorithm in (MapEventLandslides(), EvaluateLandslideMap()):
             self.addAlgorithm(algorithm)
 
     def id(self):
