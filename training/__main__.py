@@ -4,6 +4,7 @@ Commands:
     build-dataset  cut tile stores from the events of a config (one folder per event)
     train          train (or resume) the combined model of a config
     export         write the trained model to ONNX with its model card
+    convert-original  convert the authors' published M_ALL_006.hdf5 to ONNX with its model card
 """
 
 from __future__ import annotations
@@ -81,6 +82,30 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_convert_original(args) -> int:
+    import warnings
+
+    from .convert_original import ConversionWarning, convert_original
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConversionWarning)   # printed below, once
+        report = convert_original(args.input, args.output, overwrite=args.overwrite,
+                                  tolerance=args.parity_tolerance,
+                                  allow_unverified_topology=args.allow_unverified_topology)
+    for message in report.warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    arch = report.architecture
+    print(f"{report.file_check.path}: {report.file_check.size_bytes:,} bytes, sha256 {report.file_check.sha256}"
+          f"{' (the published file)' if report.file_check.is_published else ''}")
+    print(f"network: width {arch.width:g}, {arch.shortcut_kernel_px}x{arch.shortcut_kernel_px} projection shortcuts, "
+          f"{arch.head_kernel_px}x{arch.head_kernel_px} head, {arch.upsampling} up-sampling; "
+          f"topology {'checked against the file' if arch.topology_checked else 'NOT checked (no model_config)'}; "
+          f"{report.loaded_layers} layers loaded"
+          + (f"; not exported: {', '.join(report.ignored_layers)}" if report.ignored_layers else ""))
+    print(f"wrote {report.output_path} (onnxruntime vs Keras max difference {report.parity_max_abs_diff:.2g})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     top = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0])
@@ -110,6 +135,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-tolerance", type=float, default=PARITY_TOLERANCE,
                    help="largest accepted |onnxruntime - Keras| (default %(default)g; keep it for models you ship)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("convert-original",
+                       help="convert the authors' published Keras model (M_ALL_006.hdf5) to ONNX with its card")
+    p.add_argument("input", help="the authors' Keras HDF5 file (M_ALL_006.hdf5)")
+    p.add_argument("output", help="destination .onnx file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--parity-tolerance", type=float, default=PARITY_TOLERANCE,
+                   help="largest accepted |onnxruntime - Keras| (default %(default)g)")
+    p.add_argument("--allow-unverified-topology", action="store_true",
+                   help="convert a weights-only file (no model_config): up-sampling and concatenation order "
+                        "are then assumed, not checked")
+    p.set_defaults(func=cmd_convert_original)
     return top
 
 

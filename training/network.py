@@ -51,6 +51,13 @@ equivalent one noted in the max-pool item) gives the exact count:
 * 1x1 heads (with bias) for ``prediction`` and the four deep-supervision
   outputs; up-sampling layers are parameter-free (bilinear resizing).
 
+Variants. :func:`build_resunet` can build the alternatives the published
+diagram leaves open, for reading weights whose shapes say so
+(``training/convert_original.py``): ``shortcut_kernel_px`` (3 or 1 for the
+projection shortcuts), ``head_kernel_px`` (1 or 3 for ``prediction`` and the
+deep-supervision heads) and ``upsampling`` (``"bilinear"`` or ``"nearest"``
+parameter-free resizing). The defaults are the configuration above.
+
 Choices that do not change the count: "dropout after the third stage" is read
 in ResNet stage numbering, i.e. a (plain) ``Dropout`` on the output of
 ``res3`` (``res3_dropout``), which feeds both stage 4 and the ``dec4`` skip
@@ -112,6 +119,7 @@ CONV_KERNEL_PX = 3
 HEAD_KERNEL_PX = 1
 POOL_SIZE_PX = 3
 MIN_FILTERS = 4
+UPSAMPLING_MODES = ("bilinear", "nearest")
 
 # (stage number, residual blocks, filters); stage 2 follows the max-pool.
 ENCODER_STAGES = ((2, 3, 64), (3, 4, 128), (4, 6, 256), (5, 3, 256))
@@ -178,13 +186,21 @@ class BlockNames:
 
 @dataclasses.dataclass(frozen=True)
 class ConvSettings:
-    """Settings shared by every convolution of the network.
+    """Settings shared by the layers of the network.
 
     Attributes:
         l2: L2 kernel regularisation factor; 0 disables regularisation.
+        shortcut_kernel_px: Kernel size of the projection shortcuts.
+        head_kernel_px: Kernel size of ``prediction`` and of the
+            deep-supervision heads.
+        upsampling: Interpolation of the parameter-free up-sampling layers,
+            one of :data:`UPSAMPLING_MODES`.
     """
 
     l2: float
+    shortcut_kernel_px: int = CONV_KERNEL_PX
+    head_kernel_px: int = HEAD_KERNEL_PX
+    upsampling: str = "bilinear"
 
     def regularizer(self):
         """Returns the kernel regulariser, or None without regularisation."""
@@ -193,7 +209,7 @@ class ConvSettings:
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class BilinearUpSampling2D(layers.Layer):
-    """Bilinear up-sampling by an integer factor that traces with free sizes.
+    """Bilinear (or nearest) up-sampling by an integer factor that traces with free sizes.
 
     ``keras.layers.UpSampling2D(interpolation="bilinear")`` (Keras 3.15) checks
     the target size with a Python ``if``, which fails when a graph is traced
@@ -205,19 +221,24 @@ class BilinearUpSampling2D(layers.Layer):
 
     Args:
         factor: Integer up-sampling factor of height and width.
+        interpolation: ``"bilinear"`` (default) or ``"nearest"``, the values
+            of ``UpSampling2D`` with the same interpolation.
         **kwargs: Standard Keras layer arguments (``name``, ``dtype``...).
     """
 
-    def __init__(self, factor: int, **kwargs):
+    def __init__(self, factor: int, interpolation: str = "bilinear", **kwargs):
         super().__init__(**kwargs)
         if int(factor) < 1:
             raise ValueError(f"factor must be a positive integer, got {factor}")
+        if interpolation not in UPSAMPLING_MODES:
+            raise ValueError(f"interpolation must be one of {UPSAMPLING_MODES}, got {interpolation!r}")
         self.factor = int(factor)
+        self.interpolation = interpolation
 
     def call(self, inputs):
         """Resizes ``inputs`` (N, H, W, C) to (N, factor*H, factor*W, C)."""
         size_px = tf.shape(inputs)[1:3] * self.factor
-        resized = tf.image.resize(inputs, size_px, method="bilinear")
+        resized = tf.image.resize(inputs, size_px, method=self.interpolation)
         return tf.cast(resized, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
@@ -228,7 +249,7 @@ class BilinearUpSampling2D(layers.Layer):
 
     def get_config(self):
         """Layer config for serialisation."""
-        return {**super().get_config(), "factor": self.factor}
+        return {**super().get_config(), "factor": self.factor, "interpolation": self.interpolation}
 
 
 def block_id(stage: int, block_index: int) -> str:
@@ -341,7 +362,8 @@ def residual_block(x, filters: int, names: BlockNames, settings: ConvSettings,
         names: Layer names of the block.
         settings: Shared convolution settings.
         stride: Stride of the first convolution and of the projection.
-        projection: Use a 3x3 convolution + BN shortcut instead of identity.
+        projection: Use a convolution + BN shortcut (kernel
+            ``settings.shortcut_kernel_px``) instead of identity.
 
     Returns:
         The output tensor.
@@ -353,7 +375,7 @@ def residual_block(x, filters: int, names: BlockNames, settings: ConvSettings,
     y = layers.BatchNormalization(name=names.bn_b)(y)
     shortcut = x
     if projection:
-        shortcut = conv2d(x, filters, CONV_KERNEL_PX, stride, names.conv_shortcut, settings)
+        shortcut = conv2d(x, filters, settings.shortcut_kernel_px, stride, names.conv_shortcut, settings)
         shortcut = layers.BatchNormalization(name=names.bn_shortcut)(shortcut)
     y = layers.Add(name=names.add)([y, shortcut])
     return layers.ReLU(name=names.out)(y)
@@ -483,7 +505,7 @@ def build_decoder(encoder_features, full_resolution, width: float, settings: Con
     x = encoder_features[5]
     decoder_features = {}
     for level, filters in DECODER_LEVELS:
-        x = BilinearUpSampling2D(2, name=f"dec{level}_upsample")(x)
+        x = BilinearUpSampling2D(2, settings.upsampling, name=f"dec{level}_upsample")(x)
         x = layers.Concatenate(name=f"dec{level}_concat")([x, skips[level - 1]])
         x = residual_stack(
             x,
@@ -497,7 +519,7 @@ def build_decoder(encoder_features, full_resolution, width: float, settings: Con
 
 
 def deep_supervision_head(x, level: int, settings: ConvSettings):
-    """1x1 logit head on decoder level ``level``, resized to full size, sigmoid.
+    """Logit head (1x1 by default) on decoder level ``level``, resized to full size, sigmoid.
 
     Args:
         x: Decoder features of the level (1/2**(level-1) of the input size).
@@ -508,13 +530,13 @@ def deep_supervision_head(x, level: int, settings: ConvSettings):
         Full-resolution probabilities, layer name ``conv_out_<level>``.
     """
     name = f"conv_out_{level}"
-    logits = conv2d(x, 1, HEAD_KERNEL_PX, 1, f"{name}_logits", settings)
-    logits = BilinearUpSampling2D(2 ** (level - 1), name=f"{name}_resize")(logits)
+    logits = conv2d(x, 1, settings.head_kernel_px, 1, f"{name}_logits", settings)
+    logits = BilinearUpSampling2D(2 ** (level - 1), settings.upsampling, name=f"{name}_resize")(logits)
     return layers.Activation("sigmoid", dtype="float32", name=name)(logits)
 
 
 def prediction_head(x, spatial_dropout: float, settings: ConvSettings):
-    """Spatial dropout then 1x1 sigmoid convolution named ``prediction``.
+    """Spatial dropout then sigmoid convolution (1x1 by default) named ``prediction``.
 
     Args:
         x: Full-resolution decoder features.
@@ -527,7 +549,7 @@ def prediction_head(x, spatial_dropout: float, settings: ConvSettings):
     x = layers.SpatialDropout2D(spatial_dropout, name=f"{OUTPUT_NAME}_dropout")(x)
     return layers.Conv2D(
         1,
-        HEAD_KERNEL_PX,
+        settings.head_kernel_px,
         padding="same",
         activation="sigmoid",
         kernel_regularizer=settings.regularizer(),
@@ -548,7 +570,9 @@ def build_inputs():
     ]
 
 
-def validate_arguments(width: float, l2: float, dropout: float, spatial_dropout: float) -> None:
+def validate_arguments(width: float, l2: float, dropout: float, spatial_dropout: float,
+                       shortcut_kernel_px: int = CONV_KERNEL_PX, head_kernel_px: int = HEAD_KERNEL_PX,
+                       upsampling: str = "bilinear") -> None:
     """Rejects out-of-range builder arguments.
 
     Args:
@@ -556,10 +580,18 @@ def validate_arguments(width: float, l2: float, dropout: float, spatial_dropout:
         l2: L2 factor, must be >= 0.
         dropout: Dropout rate, must be in [0, 1).
         spatial_dropout: Spatial dropout rate, must be in [0, 1).
+        shortcut_kernel_px: Projection kernel size, must be odd and >= 1.
+        head_kernel_px: Head kernel size, must be odd and >= 1.
+        upsampling: One of :data:`UPSAMPLING_MODES`.
 
     Raises:
         ValueError: If an argument is out of range.
     """
+    for label, kernel_px in (("shortcut_kernel_px", shortcut_kernel_px), ("head_kernel_px", head_kernel_px)):
+        if not (isinstance(kernel_px, int) and kernel_px >= 1 and kernel_px % 2 == 1):
+            raise ValueError(f"{label} must be an odd positive integer, got {kernel_px!r}")
+    if upsampling not in UPSAMPLING_MODES:
+        raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width}")
     if not l2 >= 0:
@@ -570,7 +602,9 @@ def validate_arguments(width: float, l2: float, dropout: float, spatial_dropout:
 
 
 def build_resunet(width: float = 1.0, l2: float = 1e-4, dropout: float = 0.3,
-                  spatial_dropout: float = 0.1, name: str = "resunet") -> keras.Model:
+                  spatial_dropout: float = 0.1, name: str = "resunet",
+                  shortcut_kernel_px: int = CONV_KERNEL_PX, head_kernel_px: int = HEAD_KERNEL_PX,
+                  upsampling: str = "bilinear") -> keras.Model:
     """Builds the multi-input ResUNet with deep supervision.
 
     Args:
@@ -581,6 +615,13 @@ def build_resunet(width: float = 1.0, l2: float = 1e-4, dropout: float = 0.3,
         dropout: Rate of the dropout after encoder stage 3.
         spatial_dropout: Rate of the SpatialDropout2D before ``prediction``.
         name: Model name.
+        shortcut_kernel_px: Kernel size of the projection shortcuts (3 in
+            the published configuration; 1 is the other reading of the
+            diagram).
+        head_kernel_px: Kernel size of ``prediction`` and the four
+            deep-supervision heads (1 in the published configuration).
+        upsampling: ``"bilinear"`` (published configuration) or
+            ``"nearest"`` parameter-free up-sampling.
 
     Returns:
         A freshly initialised Keras model with inputs ``pre_image`` (H, W, 3),
@@ -591,8 +632,9 @@ def build_resunet(width: float = 1.0, l2: float = 1e-4, dropout: float = 0.3,
     Raises:
         ValueError: If an argument is out of range.
     """
-    validate_arguments(width, l2, dropout, spatial_dropout)
-    settings = ConvSettings(l2=float(l2))
+    validate_arguments(width, l2, dropout, spatial_dropout, shortcut_kernel_px, head_kernel_px, upsampling)
+    settings = ConvSettings(l2=float(l2), shortcut_kernel_px=shortcut_kernel_px,
+                            head_kernel_px=head_kernel_px, upsampling=upsampling)
     inputs = build_inputs()
     stem = build_stem(inputs, width, settings)
     encoder_features = build_encoder(stem, width, dropout, settings)
