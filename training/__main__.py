@@ -5,6 +5,8 @@ Commands:
     train          train (or resume) the combined model of a config
     export         write the trained model to ONNX with its model card
     convert-original  convert the authors' published M_ALL_006.hdf5 to ONNX with its model card
+    simulate       write simulated labelled events (pre, post, DEM, inventory, cloud mask)
+    evaluate       map labelled events with an ONNX model and score the maps against their inventories
 """
 
 from __future__ import annotations
@@ -106,6 +108,45 @@ def cmd_convert_original(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    from .simulate import simulate_event
+
+    for seed in args.seeds:
+        folder = args.folder if len(args.seeds) == 1 else os.path.join(args.folder, f"{args.style}_{seed}")
+        event = simulate_event(folder, args.style, seed, size_px=args.size, gsd_m=args.gsd,
+                               radiometry=args.radiometry, overwrite=args.overwrite)
+        print(f"{folder}: {event.style} seed {seed}, {event.landslides} landslides, "
+              f"{event.landslide_area_m2 / 1e6:.3f} km2, {event.radiometry}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .config import load_config
+    from .evaluate import evaluate_model, event_from_folder, write_metrics_to_card
+
+    events = []
+    for source in args.events:
+        if source.endswith(".toml"):
+            events.extend(load_config(source).events)
+        else:
+            events.append(event_from_folder(source))
+    report = evaluate_model(args.model, events, use_test_area=not args.whole_events, threads=args.threads)
+    pooled = report["pooled"]
+    print(f"pooled over {len(events)} events: MCC {pooled['mcc']:.3f}, F1 {pooled['f1']:.3f}, "
+          f"precision {pooled['precision']:.3f}, recall {pooled['recall']:.3f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=1)
+        print(f"wrote {args.json}")
+    if args.write_card:
+        if not args.label:
+            print("error: --write-card needs --label (what the events are)", file=sys.stderr)
+            return 2
+        write_metrics_to_card(args.model, report, args.label)
+        print(f"stored the pooled scores in the model card of {args.model}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     top = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0])
@@ -147,6 +188,28 @@ def parser() -> argparse.ArgumentParser:
                    help="convert a weights-only file (no model_config): up-sampling and concatenation order "
                         "are then assumed, not checked")
     p.set_defaults(func=cmd_convert_original)
+
+    from .simulate_styles import ENCODINGS, STYLES  # no TensorFlow, no SciPy: keeps --help light
+
+    p = sub.add_parser("simulate", help="write simulated labelled events")
+    p.add_argument("folder", help="event folder (with several seeds: a parent folder of <style>_<seed>/)")
+    p.add_argument("--style", required=True, choices=sorted(STYLES))
+    p.add_argument("--seeds", type=int, nargs="+", default=[1])
+    p.add_argument("--size", type=int, default=768, help="scene size in pixels (default %(default)s)")
+    p.add_argument("--gsd", type=float, default=10.0, help="pixel size in metres (default %(default)s)")
+    p.add_argument("--radiometry", default="8bit", choices=ENCODINGS)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("evaluate", help="score an ONNX model's maps of labelled events against their inventories")
+    p.add_argument("model", help="carded ONNX model")
+    p.add_argument("events", nargs="+", help="simulated event folders and/or TOML configs (their [[events]])")
+    p.add_argument("--whole-events", action="store_true", help="ignore the events' test areas")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all cores)")
+    p.add_argument("--json", help="write per-event and pooled scores to this JSON file")
+    p.add_argument("--write-card", action="store_true", help="store the pooled scores in the model's card")
+    p.add_argument("--label", help="what the events are, for the card (with --write-card)")
+    p.set_defaults(func=cmd_evaluate)
     return top
 
 
