@@ -32,7 +32,7 @@ done
 
 $PY -m training build-dataset "$CONFIG"
 $PY -m training train "$CONFIG"
-$PY -m training export "$CONFIG" "$OUT" --overwrite --name "landslide-resunet-simulated" \
+$PY -m training export "$CONFIG" "$OUT" --overwrite --calibrate-threshold --name "landslide-resunet-simulated" \
   --trained-on "12 simulated events (training.simulate, styles: $TRAINING_STYLES; 3 seeds each); no real imagery"
 $PY -m training evaluate "$OUT" "$EVENTS"/unseen/dissected_plateau_* --write-card \
   --label "3 unseen simulated events of the style dissected_plateau (never seen in training)"

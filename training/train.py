@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -239,6 +239,35 @@ def validation_scores(network, store: TileStore, indices: np.ndarray, card: Mode
     scores = {f"val_{k}": float(v) for k, v in totals.scores().items()}
     scores["val_loss"] = float(np.sum(losses) / len(indices))
     return scores
+
+
+CALIBRATION_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.951, 0.05))
+
+
+def calibrate_threshold(network, store: TileStore, indices: np.ndarray, card: ModelCard, batch_size: int,
+                        thresholds: Sequence[float] = CALIBRATION_THRESHOLDS,
+                        output_name: str = "prediction") -> Tuple[float, Dict[float, Confusion]]:
+    """The probability threshold with the best MCC on the tiles ``indices`` (one forward pass each).
+
+    Use the validation tiles of the training events, never the events a model is
+    evaluated on. Ties go to the threshold nearest 0.5. Returns the threshold and
+    the confusion counts at every threshold tried.
+    """
+    if len(indices) == 0:
+        raise ValueError("No tiles to calibrate the threshold on (the run has no validation split).")
+    batches = TileBatches(store, indices, card, batch_size, [output_name], seed=0, epoch=0, augment=None,
+                          shuffle=False)
+    totals = {float(t): Confusion() for t in thresholds}
+    for index in range(len(batches)):
+        x, y = batches.batch(index)
+        outputs = network.predict_on_batch(x)
+        prediction = np.asarray(outputs[0] if isinstance(outputs, (list, tuple)) else outputs)[..., 0]
+        target = y[output_name]
+        truth, valid = target[..., 0] > 0.5, target[..., 1] > 0
+        for t in totals:
+            totals[t] = totals[t] + confusion(truth, prediction >= t, valid)
+    best = max(totals, key=lambda t: (round(totals[t].mcc, 6), -abs(t - 0.5)))
+    return best, totals
 
 
 class Progress:

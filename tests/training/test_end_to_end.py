@@ -103,6 +103,32 @@ def test_export_writes_a_carded_model_the_plugin_runs(workspace, tmp_path):
     assert main(["export", workspace["config"], out, "--parity-tolerance", "1e-3"]) == 2
 
 
+def test_calibrated_export_takes_the_threshold_of_best_validation_mcc(workspace, tmp_path):
+    from training import losses, network  # noqa: F401  (custom objects)
+    from training.config import load_config
+    from training.datasets import TileStore
+    from training.train import CALIBRATION_THRESHOLDS, calibrate_threshold, training_card
+
+    config = load_config(workspace["config"])
+    store = TileStore(workspace["store"], ["event_a", "event_b"])
+    model = keras.models.load_model(str(workspace["root"] / "straight" / "best.keras"), compile=False)
+    card = training_card(config.run, ["event_a", "event_b"])
+    threshold, table = calibrate_threshold(model, store, store.indices("validation"), card, 2)
+    assert set(table) == set(CALIBRATION_THRESHOLDS) and threshold in table
+    assert all(table[threshold].mcc >= c.mcc for c in table.values())
+    # lower thresholds predict more landslide pixels
+    ordered = [table[t] for t in sorted(table)]
+    assert all(a.tp + a.fp >= b.tp + b.fp for a, b in zip(ordered, ordered[1:]))
+    assert len({c.total for c in ordered}) == 1
+    out = str(tmp_path / "calibrated.onnx")
+    assert main(["export", workspace["config"], out, "--store", workspace["store"], "--parity-tolerance", "1e-3",
+                 "--calibrate-threshold"]) == 0
+    exported = read_card(out)
+    assert exported.threshold == pytest.approx(threshold)
+    assert exported.metrics["mcc"] == pytest.approx(table[threshold].mcc)
+    assert exported.metrics["threshold_calibration"]["chosen"] == pytest.approx(threshold)
+
+
 def test_export_refuses_a_model_beyond_the_parity_tolerance(workspace, tmp_path):
     out = tmp_path / "strict.onnx"
     assert main(["export", workspace["config"], str(out), "--parity-tolerance", "1e-12"]) == 2
