@@ -137,9 +137,18 @@ def parse_config(data: Dict[str, Any], base_dir: str, source: Optional[str] = No
     if "output_dir" not in run_values:
         raise ConfigError(f"{source or 'config'}: [run] needs output_dir.")
     run = RunConfig(**run_values)
+    events = parse_events(data.get("events", []), base_dir)
+    names = [e.name for e in events]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source or 'config'}: event names must be unique; got {names}.")
+    return Config(run, tuple(events), source)
+
+
+def parse_events(items: List[Dict[str, Any]], base_dir: str, section: str = "events") -> List[EventConfig]:
+    """The :class:`EventConfig` of each ``[[section]]`` table, paths resolved against ``base_dir``."""
     events: List[EventConfig] = []
-    for index, raw in enumerate(data.get("events", [])):
-        where = f"[[events]] #{index + 1} ({raw.get('name', 'unnamed')})"
+    for index, raw in enumerate(items):
+        where = f"[[{section}]] #{index + 1} ({raw.get('name', 'unnamed')})"
         values = _take(raw, EventConfig, where, base_dir, ("pre", "post", "dem", "cloud_mask"))
         for key in ("name", "pre", "post", "dem", "inventory"):
             if key not in values:
@@ -151,19 +160,20 @@ def parse_config(data: Dict[str, Any], base_dir: str, source: Optional[str] = No
             if key in values:
                 values[key] = tuple(int(b) for b in values[key])
         events.append(EventConfig(**values))
-    names = [e.name for e in events]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{source or 'config'}: event names must be unique; got {names}.")
-    return Config(run, tuple(events), source)
+    return events
 
 
-def load_config(path: str) -> Config:
-    """Read a TOML configuration file."""
+def read_toml(path: str) -> Dict[str, Any]:
+    """The parsed TOML file; a missing or invalid file is a :class:`ConfigError`."""
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError as exc:
         raise ConfigError(f"Configuration file not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return parse_config(data, os.path.dirname(os.path.abspath(path)), path)
+
+
+def load_config(path: str) -> Config:
+    """Read a TOML configuration file."""
+    return parse_config(read_toml(path), os.path.dirname(os.path.abspath(path)), path)

@@ -9,6 +9,7 @@ project is built on, so the default model is trained on events written by
     <folder>/dem.tif          Float32 DEM at twice the image pixel size, on its own grid
     <folder>/inventory.gpkg   event landslide polygons (layer ``landslides``)
     <folder>/clouds.gpkg      cloud/snow mask polygons of either date (layer ``clouds``)
+    <folder>/areas.gpkg       layers ``train`` (northern 75 % of the scene) and ``test`` (southern 25 %)
     <folder>/event.json       style, seed, encoding and what was drawn
 
 in a real UTM CRS, reproducible from ``(style, seed, size, gsd, radiometry)``.
@@ -562,6 +563,21 @@ def _write_mask_polygons(path: str, layer_name: str, mask: np.ndarray, geotransf
     return count
 
 
+def _write_areas(path: str, size_px: int, geotransform, srs) -> None:
+    """Layers ``train`` (the northern 75 % of the scene, whole pixel rows) and ``test`` (the rest)."""
+    x0, gsd, _, y0, _, _ = geotransform
+    x1, split_y, y1 = x0 + size_px * gsd, y0 - int(round(size_px * 0.75)) * gsd, y0 - size_px * gsd
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    for name, (top, bottom) in (("train", (y0, split_y)), ("test", (split_y, y1))):
+        # one rectangle per layer needs no spatial index (whose deferred creation can fail on closing)
+        layer = source.CreateLayer(name, srs=srs, geom_type=ogr.wkbPolygon, options=["SPATIAL_INDEX=NO"])
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(
+            f"POLYGON(({x0} {bottom},{x1} {bottom},{x1} {top},{x0} {top},{x0} {bottom}))"))
+        layer.CreateFeature(feature)
+    source = None
+
+
 def _encode(reflectance: np.ndarray, valid: np.ndarray, radiometry: str, rng: np.random.Generator
             ) -> Tuple[np.ndarray, int, float]:
     """Encoded image, its GDAL type and nodata value."""
@@ -619,6 +635,8 @@ def simulate_event(folder: str, style: str, seed: int, size_px: int = 768, gsd_m
                                            geotransform, srs)
     cloud_count = _write_mask_polygons(os.path.join(partial, "clouds.gpkg"), "clouds", layers["cloud_mask"],
                                        geotransform, srs)
+    # after every random draw: events of a given seed are the same with or without it
+    _write_areas(os.path.join(partial, "areas.gpkg"), size_px, geotransform, srs)
     area = float(layers["event"].sum()) * gsd_m * gsd_m
     details = dict(scene.details, inventory_polygons=inventory_count, cloud_polygons=cloud_count,
                    landslide_fraction=round(float(layers["event"].mean()), 5))
@@ -636,10 +654,16 @@ def simulate_event(folder: str, style: str, seed: int, size_px: int = 768, gsd_m
                           landslide_area_m2=area, details=details)
 
 
-def event_config_lines(event: SimulatedEvent, name: str, base_dir: str) -> List[str]:
-    """TOML lines of an ``[[events]]`` entry for a simulated event, paths relative to ``base_dir``."""
+def event_config_lines(event: SimulatedEvent, name: str, base_dir: str, areas: bool = False) -> List[str]:
+    """TOML lines of an ``[[events]]`` entry for a simulated event, paths relative to ``base_dir``.
+
+    With ``areas``, the entry also names the event's ``areas.gpkg`` layers as
+    ``train_area`` and ``test_area``.
+    """
     rel = lambda path: os.path.relpath(path, base_dir).replace(os.sep, "/")  # noqa: E731
+    area_lines = [f'train_area = "{rel(os.path.join(event.folder, "areas.gpkg"))}|layername=train"',
+                  f'test_area = "{rel(os.path.join(event.folder, "areas.gpkg"))}|layername=test"'] if areas else []
     return ["[[events]]", f'name = "{name}"', f'pre = "{rel(event.pre)}"', f'post = "{rel(event.post)}"',
             f'dem = "{rel(event.dem)}"', f'inventory = "{rel(event.inventory)}|layername=landslides"',
-            f'cloud_mask = "{rel(event.clouds)}"',
+            f'cloud_mask = "{rel(event.clouds)}"', *area_lines,
             f'radiometry = "{"8bit" if event.radiometry == "8bit" else event.radiometry}"', ""]

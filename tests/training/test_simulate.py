@@ -49,6 +49,18 @@ def test_writes_a_complete_event_in_a_projected_crs(event):
     record = json.load(open(os.path.join(event.folder, "event.json")))
     assert record["seed"] == 5 and record["radiometry"] == "s2_l2a_offset"
     assert "not a real event" in record["note"]
+    # areas.gpkg: the northern 75 % is the train area, the southern 25 % the test area
+    x0, dx, _, y0, _, dy = pre.GetGeoTransform()
+    areas = ogr.Open(os.path.join(event.folder, "areas.gpkg"))
+    envelopes = []
+    for name in ("train", "test"):
+        layer = areas.GetLayerByName(name)
+        assert layer.GetFeatureCount() == 1
+        feature = layer.GetNextFeature()
+        envelopes.append(feature.GetGeometryRef().GetEnvelope())
+    (tx0, tx1, ty0, ty1), (sx0, sx1, sy0, sy1) = envelopes
+    assert (tx0, tx1, ty1, sy0) == (x0, x0 + SIZE * dx, y0, y0 + SIZE * dy) and (sx0, sx1) == (tx0, tx1)
+    assert ty0 == sy1 == y0 + 0.75 * SIZE * dy
 
 
 def test_inventory_marks_bright_new_bare_ground_on_steep_slopes(event):
