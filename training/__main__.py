@@ -7,6 +7,7 @@ Commands:
     convert-original  convert the authors' published M_ALL_006.hdf5 to ONNX with its model card
     simulate       write simulated labelled events (pre, post, DEM, inventory, cloud mask)
     evaluate       map labelled events with an ONNX model and score the maps against their inventories
+    experiment     conventional, combined and jackknife models per resolution, scored on test areas and unseen events
 """
 
 from __future__ import annotations
@@ -79,9 +80,30 @@ def cmd_export(args) -> int:
                                    f"{', '.join(run_info['events'])}; best epoch {state['best_epoch'] + 1}")
     card = training_card(config.run, run_info["events"], metrics, name=args.name, trained_on=args.trained_on)
     model = keras.models.load_model(path, compile=False)
+    if args.calibrate_threshold:
+        card = _calibrated(card, model, args, config, run_info)
     worst = export_onnx(model, card, args.output, overwrite=args.overwrite, tolerance=args.parity_tolerance)
     print(f"wrote {args.output} (onnxruntime vs Keras max difference {worst:.2g})")
     return 0
+
+
+def _calibrated(card, model, args, config, run_info):
+    """``card`` with the threshold of best validation MCC, and the validation scores at that threshold."""
+    import dataclasses
+
+    from .datasets import TileStore
+    from .train import calibrate_threshold
+
+    store = TileStore(_store_dir(args, config), run_info["events"])
+    threshold, table = calibrate_threshold(model, store, store.indices("validation"), card, config.run.batch_size)
+    chosen = table[threshold]
+    metrics = dict(card.metrics, mcc=chosen.mcc, f1=chosen.f1, precision=chosen.precision, recall=chosen.recall)
+    metrics["threshold_calibration"] = {
+        "chosen": threshold, "on": f"the {len(store.indices('validation'))} validation tiles of the training events",
+        "mcc_by_threshold": {f"{t:.2f}": round(c.mcc, 4) for t, c in table.items()}}
+    print(f"threshold {threshold:.2f} (validation MCC {chosen.mcc:.3f}; at {card.threshold:g}: "
+          f"{table.get(float(card.threshold), chosen).mcc:.3f})")
+    return dataclasses.replace(card, threshold=threshold, metrics=metrics)
 
 
 def cmd_convert_original(args) -> int:
@@ -127,7 +149,11 @@ def cmd_evaluate(args) -> int:
     events = []
     for source in args.events:
         if source.endswith(".toml"):
-            events.extend(load_config(source).events)
+            for event in load_config(source).events:
+                if event.test_area is None and not args.whole_events:
+                    print(f"note: {event.name} has no test_area: the whole event is scored, training area included",
+                          file=sys.stderr)
+                events.append(event)
         else:
             events.append(event_from_folder(source))
     report = evaluate_model(args.model, events, use_test_area=not args.whole_events, threads=args.threads)
@@ -144,6 +170,16 @@ def cmd_evaluate(args) -> int:
             return 2
         write_metrics_to_card(args.model, report, args.label)
         print(f"stored the pooled scores in the model card of {args.model}")
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from .experiments import load_experiment_config, run_experiment
+
+    result = run_experiment(load_experiment_config(args.config))
+    print(f"results: {result.results_csv}")
+    for plot in result.plots:
+        print(f"spider plot: {plot}")
     return 0
 
 
@@ -172,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="best", help="'best', 'last' or a .keras path (default: best)")
     p.add_argument("--name", default="landslide-resunet", help="model name in the card")
     p.add_argument("--trained-on", help="one sentence on the training data for the card's provenance")
+    p.add_argument("--calibrate-threshold", action="store_true",
+                   help="set the card's threshold to the one with the best MCC on the validation tiles")
+    p.add_argument("--store", help="tile store folder for --calibrate-threshold (default: <output_dir>/tiles)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--parity-tolerance", type=float, default=PARITY_TOLERANCE,
                    help="largest accepted |onnxruntime - Keras| (default %(default)g; keep it for models you ship)")
@@ -210,6 +249,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--write-card", action="store_true", help="store the pooled scores in the model's card")
     p.add_argument("--label", help="what the events are, for the card (with --write-card)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("experiment", help="train, export and score conventional, combined and jackknife models "
+                                          "at several resolutions (resumable)")
+    p.add_argument("config", help="experiment TOML: [experiment], [run], [[events]], [[unseen]] "
+                                  "(see training/experiments.py)")
+    p.set_defaults(func=cmd_experiment)
     return top
 
 
