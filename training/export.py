@@ -100,6 +100,9 @@ def parity_check(model: Any, onnx_bytes: bytes, sizes_px: Sequence[int] = PARITY
         feed = random_inputs(model, size, batch=2, seed=1000 + index)
         expected = np.asarray(model(feed, training=False))
         (got,) = session.run([output_name], feed)
+        if got.shape != expected.shape:  # broadcasting would hide a dropped or added axis
+            raise ExportError(f"The exported graph's output has shape {got.shape}, Keras gives {expected.shape}; "
+                              "the model was not written.")
         worst = max(worst, float(np.max(np.abs(got - expected))))
     if not worst <= tolerance:
         raise ExportError(f"onnxruntime and Keras differ by {worst:.3g} (> {tolerance:g}); the model was not written.")

@@ -241,7 +241,7 @@ def validation_scores(network, store: TileStore, indices: np.ndarray, card: Mode
     return scores
 
 
-CALIBRATION_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.951, 0.05))
+CALIBRATION_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.951, 0.05)) + (0.97, 0.98, 0.99)
 
 
 def calibrate_threshold(network, store: TileStore, indices: np.ndarray, card: ModelCard, batch_size: int,
