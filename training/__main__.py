@@ -59,7 +59,7 @@ def cmd_export(args) -> int:
     from . import losses, network  # noqa: F401  (register custom objects)
     from .config import load_config
     from .export import export_onnx
-    from .train import BEST_MODEL, CHECKPOINT_DIR, LAST_MODEL, STATE_FILE, training_card
+    from .train import BEST_MODEL, CHECKPOINT_DIR, LAST_MODEL, best_validation_metrics, training_card
 
     config = load_config(args.config)
     run_dir = config.run.output_dir
@@ -71,13 +71,7 @@ def cmd_export(args) -> int:
         return 2
     with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as handle:
         run_info = json.load(handle)
-    with open(os.path.join(run_dir, CHECKPOINT_DIR, STATE_FILE), encoding="utf-8") as handle:
-        state = json.load(handle)
-    metrics = {k[len("val_"):]: v for k, v in state.get("best_metrics", {}).items()
-               if k in ("val_mcc", "val_f1", "val_precision", "val_recall")}
-    if metrics:
-        metrics["evaluated_on"] = (f"validation tiles ({run_info['validation_tiles']}) of the training events "
-                                   f"{', '.join(run_info['events'])}; best epoch {state['best_epoch'] + 1}")
+    metrics = best_validation_metrics(run_dir)
     card = training_card(config.run, run_info["events"], metrics, name=args.name, trained_on=args.trained_on)
     model = keras.models.load_model(path, compile=False)
     if args.calibrate_threshold:

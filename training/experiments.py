@@ -84,6 +84,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from model.errors import LandslideMapperError
 
 from .config import Config, ConfigError, EventConfig, RunConfig, parse_config, parse_events, read_toml
+from .train import best_validation_metrics
 
 KINDS: Tuple[str, ...] = ("conventional", "combined", "jackknife")
 RELATIONS: Tuple[str, ...] = ("trained on", "left out", "other training event", "unseen")
@@ -252,25 +253,6 @@ def _write_json(path: str, record: Dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
-def _training_summary(run_dir: str) -> Dict[str, Any]:
-    """The validation scores of the best epoch, as ``python -m training export`` puts them in the card."""
-    from .train import CHECKPOINT_DIR, STATE_FILE
-
-    if not (os.path.exists(os.path.join(run_dir, "run.json"))
-            and os.path.exists(os.path.join(run_dir, CHECKPOINT_DIR, STATE_FILE))):
-        return {}
-    with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as handle:
-        run_info = json.load(handle)
-    with open(os.path.join(run_dir, CHECKPOINT_DIR, STATE_FILE), encoding="utf-8") as handle:
-        state = json.load(handle)
-    metrics = {k[len("val_"):]: v for k, v in state.get("best_metrics", {}).items()
-               if k in ("val_mcc", "val_f1", "val_precision", "val_recall")}
-    if metrics:
-        metrics["evaluated_on"] = (f"validation tiles ({run_info['validation_tiles']}) of the training events "
-                                   f"{', '.join(run_info['events'])}; best epoch {state['best_epoch'] + 1}")
-    return metrics
-
-
 def _card(config: ExperimentConfig, resolution_m: float, spec: ModelSpec, metrics: Dict[str, Any],
           same_training_as: Optional[str] = None):
     """The model card of one experiment model."""
@@ -338,7 +320,7 @@ def train_and_export(config: ExperimentConfig, resolution_m: float, spec: ModelS
     if source != best:
         log(f"{label} no best validation model (validation loss never finite); exporting the last epoch.")
     model = keras.models.load_model(source, compile=False)
-    card = _card(config, resolution_m, spec, _training_summary(model_dir))
+    card = _card(config, resolution_m, spec, best_validation_metrics(model_dir))
     for attempt in range(1, EXPORT_ATTEMPTS + 1):
         worst = export_onnx(model, card, onnx_path, overwrite=True, tolerance=config.experiment.parity_tolerance)
         problem = _output_shape_problem(onnx_path)
@@ -443,7 +425,7 @@ def copy_twin(config: ExperimentConfig, resolution_m: float, spec: ModelSpec, tw
     source = os.path.join(folder, twin.name, MODEL_FILE)
     target = os.path.join(folder, spec.name, MODEL_FILE)
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    card = _card(config, resolution_m, spec, _training_summary(os.path.join(folder, twin.name)), twin.name)
+    card = _card(config, resolution_m, spec, best_validation_metrics(os.path.join(folder, twin.name)), twin.name)
     write_card_to_file(source, card, target + ".partial")
     os.replace(target + ".partial", target)
     log(f"[{_res_label(resolution_m)} {spec.name}] same training as {twin.name}: copied its model to {target}")

@@ -241,6 +241,20 @@ def validation_scores(network, store: TileStore, indices: np.ndarray, card: Mode
     return scores
 
 
+def best_validation_metrics(run_dir: str) -> Dict[str, Any]:
+    """The validation scores of a finished run's best epoch, with what they were measured on (for its card)."""
+    with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as handle:
+        run_info = json.load(handle)
+    with open(os.path.join(run_dir, CHECKPOINT_DIR, STATE_FILE), encoding="utf-8") as handle:
+        state = json.load(handle)
+    metrics = {k[len("val_"):]: v for k, v in state.get("best_metrics", {}).items()
+               if k in ("val_mcc", "val_f1", "val_precision", "val_recall")}
+    if metrics:
+        metrics["evaluated_on"] = (f"validation tiles ({run_info['validation_tiles']}) of the training events "
+                                   f"{', '.join(run_info['events'])}; best epoch {state['best_epoch'] + 1}")
+    return metrics
+
+
 CALIBRATION_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.951, 0.05)) + (0.97, 0.98, 0.99)
 
 
