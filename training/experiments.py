@@ -273,24 +273,6 @@ def _card(config: ExperimentConfig, resolution_m: float, spec: ModelSpec, metric
     return card
 
 
-EXPORT_ATTEMPTS = 3
-
-
-def _output_shape_problem(onnx_path: str) -> Optional[str]:
-    """Why the exported graph's output is not (N, H, W, 1), or None when it is.
-
-    tf2onnx 1.17 now and then drops the final Squeeze of this network's graph
-    (seen on a busy machine), leaving a (1, N, H, W, 1) output that the
-    parity check's broadcasting does not notice and the plugin refuses.
-    """
-    import onnx
-
-    dims = onnx.load(onnx_path).graph.output[0].type.tensor_type.shape.dim
-    if len(dims) == 4 and dims[3].dim_value == 1:
-        return None
-    return f"output shape {[d.dim_value or d.dim_param for d in dims]}, not (N, H, W, 1)"
-
-
 def train_and_export(config: ExperimentConfig, resolution_m: float, spec: ModelSpec, store_dir: str,
                      log: Callable[[str], None] = print) -> str:
     """Train (or resume) one model in this process and export it to ONNX with its card; returns the ONNX path.
@@ -321,16 +303,7 @@ def train_and_export(config: ExperimentConfig, resolution_m: float, spec: ModelS
         log(f"{label} no best validation model (validation loss never finite); exporting the last epoch.")
     model = keras.models.load_model(source, compile=False)
     card = _card(config, resolution_m, spec, best_validation_metrics(model_dir))
-    for attempt in range(1, EXPORT_ATTEMPTS + 1):
-        worst = export_onnx(model, card, onnx_path, overwrite=True, tolerance=config.experiment.parity_tolerance)
-        problem = _output_shape_problem(onnx_path)
-        if problem is None:
-            break
-        os.remove(onnx_path)
-        if attempt == EXPORT_ATTEMPTS:
-            raise ExperimentError(f"{label} the exported graph has {problem} after {attempt} attempts; "
-                                  "nothing was written.")
-        log(f"{label} the exported graph has {problem}; exporting again (attempt {attempt + 1}).")
+    worst = export_onnx(model, card, onnx_path, overwrite=True, tolerance=config.experiment.parity_tolerance)
     log(f"{label} trained {state.epoch} epochs (best {state.best_epoch + 1}) and exported {onnx_path} "
         f"(parity {worst:.2g}) in {time.perf_counter() - started:.0f} s")
     return onnx_path
