@@ -118,6 +118,7 @@ def write_metrics_to_card(model_path: str, report: Dict[str, object], label: str
     card = read_card(model_path)
     metrics = dict(card.metrics)
     validation = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    kept = {k: v for k, v in metrics.items() if isinstance(v, dict) and k not in ("per_event", "training_validation")}
     metrics = {
         "mcc": round(pooled["mcc"], 4), "f1": round(pooled["f1"], 4),
         "precision": round(pooled["precision"], 4), "recall": round(pooled["recall"], 4),
@@ -128,4 +129,5 @@ def write_metrics_to_card(model_path: str, report: Dict[str, object], label: str
     }
     if validation:
         metrics["training_validation"] = validation
+    metrics.update(kept)  # e.g. the threshold calibration
     write_card_to_file(model_path, dataclasses.replace(card, metrics=metrics))

@@ -40,8 +40,15 @@ def test_scores_pool_over_events_and_go_into_the_card(tmp_path, red_model):
     assert report["pooled"]["tn"] == first["tn"] + second["tn"]
     # pixels outside the common grid, under clouds or without data are not counted
     assert first["tp"] + first["fp"] + first["fn"] + first["tn"] < 160 * 160
+    import dataclasses
+
+    from model.card import write_card_to_file
+
+    calibrated = dataclasses.replace(read_card(red_model), metrics={"mcc": 0.5, "threshold_calibration": {"chosen": 0.6}})
+    write_card_to_file(red_model, calibrated)
     write_metrics_to_card(red_model, report, "two test events")
     metrics = read_card(red_model).metrics
     assert metrics["mcc"] == pytest.approx(report["pooled"]["mcc"], abs=1e-4)
     assert "two test events" in metrics["evaluated_on"]
     assert set(metrics["per_event"]) == {simulated.folder.split("/")[-1], "boxes"}
+    assert metrics["training_validation"] == {"mcc": 0.5} and metrics["threshold_calibration"] == {"chosen": 0.6}
