@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The small experiment of training/recipes/experiment_small.toml: simulate its four events
 # (three training styles and the unseen style, 384 px at 10 m, with train/test areas), then train,
-# export and score conventional, combined and jackknife models at 10 m and 20 m.
+# export and score conventional, combined and jackknife models (at 10 m; see the recipe).
 # Resumable: run it again after an interruption. Results: runs/experiment_small/results.csv and
 # runs/experiment_small/spider_<res>m.png. Usage: bash scripts/run_experiment_small.sh
 set -euo pipefail
