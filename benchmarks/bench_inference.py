@@ -19,6 +19,8 @@ Usage::
     .venv/bin/python benchmarks/bench_inference.py                 # defaults below
     .venv/bin/python benchmarks/bench_inference.py --scene-px 1024 --windows 512:32
     .venv/bin/python benchmarks/bench_inference.py --model model/default_model.onnx --keras-weights none
+    .venv/bin/python benchmarks/bench_inference.py --model model/default_model.onnx --keras-weights none \
+        --event resources/sample_event --windows 512:16,512:32,512:56,1024:32 --tag _sample_default_model
 
 Without ``--model``, the paper's network at full width (20.8 M parameters) is
 built with seeded random weights and exported with a card (cached under
@@ -234,6 +236,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="streaming windows per batch")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all cores)")
     parser.add_argument("--model", help="a carded ONNX model instead of the random full-width network")
+    parser.add_argument("--event", help="an event folder (pre.tif, post.tif, dem.tif) instead of the synthetic scene")
     parser.add_argument("--keras-weights", default=None, help="'none' skips the Keras baseline")
     parser.add_argument("--only-streaming", action="store_true", help="skip both notebook baselines")
     parser.add_argument("--tag", default="", help="suffix of the results file")
@@ -253,8 +256,18 @@ def main() -> None:
 
     card = read_card(onnx_path)
     work = tempfile.mkdtemp(prefix="bench_")
-    paths = make_scene(work, args.scene_px)
-    area_km2 = (args.scene_px * GSD_M / 1000.0) ** 2
+    if args.event:  # a real or simulated event folder instead of the synthetic scene
+        from osgeo import gdal
+
+        paths = {name: os.path.join(args.event, f"{name}.tif") for name in ("pre", "post", "dem")}
+        pre = gdal.Open(paths["pre"])
+        x_size, y_size = pre.RasterXSize * abs(pre.GetGeoTransform()[1]), pre.RasterYSize * abs(pre.GetGeoTransform()[5])
+        area_km2 = x_size * y_size / 1e6
+        args.scene_px = pre.RasterXSize
+        pre = None
+    else:
+        paths = make_scene(work, args.scene_px)
+        area_km2 = (args.scene_px * GSD_M / 1000.0) ** 2
     strategies = [] if args.only_streaming else (["notebook_keras"] if weights else []) + ["notebook_onnx"]
     strategies += [f"streaming_{w.split(':')[0]}_{w.split(':')[1]}" for w in args.windows.split(",") if w]
     results = {}
