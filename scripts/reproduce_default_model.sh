@@ -33,6 +33,6 @@ done
 $PY -m training build-dataset "$CONFIG"
 $PY -m training train "$CONFIG"
 $PY -m training export "$CONFIG" "$OUT" --overwrite --calibrate-threshold --name "landslide-resunet-simulated" \
-  --trained-on "12 simulated events (training.simulate, styles: $TRAINING_STYLES; 3 seeds each); no real imagery"
+  --trained-on "12 simulated events (training.simulate; styles ${TRAINING_STYLES// /, }; 3 seeds each; 768 x 768 px at 10 m); no real imagery"
 $PY -m training evaluate "$OUT" "$EVENTS"/unseen/dissected_plateau_* --write-card \
-  --label "3 unseen simulated events of the style dissected_plateau (never seen in training)"
+  --label "3 unseen simulated events (768 x 768 px at 10 m, seeds 901-903) of the style dissected_plateau, which no training event had; whole events"
