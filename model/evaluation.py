@@ -17,7 +17,6 @@ under their final names only when complete.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import math
 import os
@@ -30,8 +29,8 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .errors import CancelledError, GridError, InputDataError
-from .grid import (Bounds, Grid, RasterInput, WindowReader, check_bands, footprint_in, intersect, is_metric_projected,
-                   open_raster, raster_srs, transform_bounds, utm_srs_for)
+from .grid import (Bounds, Grid, RasterInput, WindowReader, check_bands, footprint_in, gdal_cache_capped, intersect,
+                   is_metric_projected, open_raster, raster_srs, transform_bounds, utm_srs_for)
 from .masks import PolygonMask, VectorInput, open_polygon_layer
 from .metrics import Confusion, confusion
 from .tiling import PARTIAL_SUFFIX, GridRasterWriter, Window, commit_partial, plan_windows, remove_file
@@ -486,21 +485,8 @@ def evaluate(
     grid = plan.grid
     log(f"Grid: {grid.width_px} x {grid.height_px} px of {grid.pixel_size_label()} in {grid.crs_label()}; "
         f"{plan.windows_total} windows of up to {request.window_px} px.")
-    with _gdal_cache_capped(request.gdal_cache_mb):
+    with gdal_cache_capped(request.gdal_cache_mb):
         return _evaluate_on_grid(request, plan, progress, is_cancelled)
-
-
-@contextlib.contextmanager
-def _gdal_cache_capped(limit_mb: int):
-    """Lower GDAL's block-cache limit during a run; restore it afterwards."""
-    previous = gdal.GetCacheMax()
-    limit = int(limit_mb) * 1024 * 1024
-    if 0 < limit < previous:
-        gdal.SetCacheMax(limit)
-    try:
-        yield
-    finally:
-        gdal.SetCacheMax(previous)
 
 
 def _evaluate_on_grid(request, plan, progress, is_cancelled) -> EvaluationResult:

@@ -7,6 +7,8 @@ and the DEM, nearest for masks. Nothing is ever resampled by array shape.
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
@@ -276,3 +278,16 @@ class WindowReader:
     def data_type(self) -> int:
         """GDAL data type of the first selected band."""
         return self._dataset.GetRasterBand(1).DataType
+
+
+@contextlib.contextmanager
+def gdal_cache_capped(limit_mb: int):
+    """Lower GDAL's block-cache limit during a run; restore it afterwards."""
+    previous = gdal.GetCacheMax()
+    limit = int(limit_mb) * 1024 * 1024
+    if 0 < limit < previous:
+        gdal.SetCacheMax(limit)
+    try:
+        yield
+    finally:
+        gdal.SetCacheMax(previous)

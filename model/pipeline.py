@@ -8,7 +8,6 @@ Memory depends on the window and batch size, never on the scene size.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -21,7 +20,7 @@ from osgeo import gdal
 
 from .card import ModelCard
 from .errors import CancelledError, GridError, InputDataError
-from .grid import Extent, Grid, RasterInput, WindowReader, build_grid, check_bands, open_raster
+from .grid import Extent, Grid, RasterInput, WindowReader, build_grid, check_bands, gdal_cache_capped, open_raster
 from .masks import PolygonMask, RasterMask, VectorInput
 from .polygons import LandslidePolygon, iter_landslide_polygons
 from .preprocess import image_to_8bit, model_inputs, resolve_radiometry
@@ -221,21 +220,8 @@ def map_landslides(
         f"({plan.grid.area_km2:.2f} km²); {plan.windows_total} windows of {plan.window_px} px, "
         f"{plan.margin_px} px context margin."
     )
-    with _gdal_cache_capped(request.gdal_cache_mb):
+    with gdal_cache_capped(request.gdal_cache_mb):
         return _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_cancelled, log)
-
-
-@contextlib.contextmanager
-def _gdal_cache_capped(limit_mb: int):
-    """Lower GDAL's block-cache limit during a run; restore it afterwards."""
-    previous = gdal.GetCacheMax()
-    limit = int(limit_mb) * 1024 * 1024
-    if 0 < limit < previous:
-        gdal.SetCacheMax(limit)
-    try:
-        yield
-    finally:
-        gdal.SetCacheMax(previous)
 
 
 def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_cancelled, log) -> MappingResult:
