@@ -45,10 +45,6 @@ RADIOMETRY_LABELS = (
     "Sentinel-2 L2A reflectance x 10000 with +1000 offset (processing baseline 04.00 and later)",
 )
 
-POLYGONS_PROGRESS_START = 95.0
-"""Progress (%) at which the core's share ends and writing the polygons begins."""
-
-
 class MapEventLandslides(LandslideAlgorithm):
     """Map the landslides of one event with a carded ONNX model."""
 
@@ -212,22 +208,25 @@ class MapEventLandslides(LandslideAlgorithm):
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
-        """Resolve inputs, run the core, write the polygons, return every output."""
+        """Resolve inputs, run the core (which hands over the polygons as it makes them), return every output."""
         request = self._request(parameters, context, feedback, with_outputs=True)
-        adapter = FeedbackAdapter(feedback, start=0.0, share=POLYGONS_PROGRESS_START)  # the rest: writing polygons
+        adapter = FeedbackAdapter(feedback)
+        polygons = None
         try:
-            result = map_landslides(request, adapter.progress, adapter.is_cancelled, adapter.log)
+            plan = check_request(request)
+            polygons = _PolygonOutput(self, parameters, context, plan.grid.crs_wkt)
+            result = map_landslides(request, adapter.progress, adapter.is_cancelled, adapter.log, plan=plan,
+                                    on_polygon=polygons.add)
+            # The polygons are written, the rasters have their final names: close the sink last,
+            # so that a failure up to here removes it (the core removes its rasters itself).
+            polygons_id = polygons.finish()
         except LandslideMapperError as error:
+            if polygons is not None:
+                polygons.discard()
             raise processing_error(error)
-        rasters = [path for path in (result.probability_path, result.mask_path) if path]
-        try:
-            # The core has moved the rasters to their final names; a cancel or failure from here
-            # on must remove them, so that a run never leaves a partial set of outputs.
-            if feedback.isCanceled():
-                raise QgsProcessingException("Cancelled by the user; no output was written.")
-            polygons = self._write_polygons(parameters, context, feedback, result)
         except BaseException:
-            _remove_files(rasters)
+            if polygons is not None:
+                polygons.discard()
             raise
         outputs = {
             self.OUTPUT_PROBABILITY: result.probability_path,
@@ -237,12 +236,13 @@ class MapEventLandslides(LandslideAlgorithm):
             self.WINDOWS_RUN: result.windows_run,
             self.WINDOWS_SKIPPED: result.windows_skipped,
             self.GRID_CRS: QgsCoordinateReferenceSystem.fromWkt(result.grid.crs_wkt).authid() or result.grid.crs_wkt,
-            self.OUTPUT_POLYGONS: polygons,
+            self.OUTPUT_POLYGONS: polygons_id,
         }
         for key, style in ((self.OUTPUT_PROBABILITY, "probability.qml"), (self.OUTPUT_MASK, "mask.qml"),
                            (self.OUTPUT_POLYGONS, "polygons.qml")):
             if outputs[key]:
                 apply_style_on_load(context, outputs[key], style)
+        feedback.setProgress(100)
         feedback.pushInfo(
             f"{result.landslide_count} landslides, {result.landslide_area_m2 / 1e4:.2f} ha, threshold "
             f"{result.threshold:g}, minimum area {result.min_area_m2:g} m²; {result.windows_run} windows run, "
@@ -250,45 +250,61 @@ class MapEventLandslides(LandslideAlgorithm):
         )
         return outputs
 
-    def _write_polygons(self, parameters, context, feedback, result):
-        """Create the polygon sink only now, so a cancelled run never leaves one behind."""
-        fields = QgsFields()
-        fields.append(QgsField("id", QVariant.Int))
+
+class _PolygonOutput:
+    """The polygon sink, created when the first polygon arrives (or, for an empty map, at the end).
+
+    Nothing is created before the windows have all run, so a run cancelled or failed
+    before then leaves no vector output; :meth:`discard` removes one created since.
+    """
+
+    def __init__(self, algorithm, parameters, context, crs_wkt):
+        self._algorithm = algorithm
+        self._parameters = parameters
+        self._context = context
+        self._crs = QgsCoordinateReferenceSystem.fromWkt(crs_wkt)
+        self._fields = QgsFields()
+        self._fields.append(QgsField("id", QVariant.Int))
         for name in ("area_m2", "mean_prob", "max_prob"):
-            fields.append(QgsField(name, QVariant.Double))
-        crs = QgsCoordinateReferenceSystem.fromWkt(result.grid.crs_wkt)
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT_POLYGONS, context, fields, QgsWkbTypes.Polygon, crs)
-        if sink is None:
-            return None
-        total = max(1, len(result.polygons))
-        try:
-            for index, polygon in enumerate(result.polygons, start=1):
-                if feedback.isCanceled():
-                    raise QgsProcessingException("Cancelled by the user while writing polygons; no output was written.")
-                geometry = QgsGeometry()
-                geometry.fromWkb(polygon.wkb)
-                feature = QgsFeature(fields)
-                feature.setGeometry(geometry)
-                feature.setAttributes([index, polygon.area_m2, polygon.mean_prob, polygon.max_prob])
-                sink.addFeature(feature, QgsFeatureSink.FastInsert)
-                if index % 500 == 0:
-                    feedback.setProgress(POLYGONS_PROGRESS_START + (100 - POLYGONS_PROGRESS_START) * index / total)
-        except BaseException:
-            del sink  # close the data source before removing it
-            _remove_vector_output(dest_id)
-            raise
-        feedback.setProgress(100)
-        return dest_id
+            self._fields.append(QgsField(name, QVariant.Double))
+        self._sink = None
+        self._dest_id = None
+        self._created = False
+        self._count = 0
 
+    def _create(self):
+        self._created = True
+        self._sink, self._dest_id = self._algorithm.parameterAsSink(
+            self._parameters, self._algorithm.OUTPUT_POLYGONS, self._context, self._fields, QgsWkbTypes.Polygon, self._crs)
 
-def _remove_files(paths):
-    """Remove output files this run wrote (best effort)."""
-    for path in paths:
-        try:
-            if os.path.exists(path):
-                os.remove(path)
-        except OSError:
-            pass
+    def add(self, polygon):
+        """Write one landslide polygon (a ``model.polygons.LandslidePolygon``)."""
+        if not self._created:
+            self._create()
+        if self._sink is None:  # no polygon output requested
+            return
+        self._count += 1
+        geometry = QgsGeometry()
+        geometry.fromWkb(polygon.wkb)
+        feature = QgsFeature(self._fields)
+        feature.setGeometry(geometry)
+        feature.setAttributes([self._count, polygon.area_m2, polygon.mean_prob, polygon.max_prob])
+        if not self._sink.addFeature(feature, QgsFeatureSink.FastInsert):
+            raise QgsProcessingException(f"Cannot write landslide polygon {self._count} to the polygon output.")
+
+    def finish(self):
+        """Close the sink; return the output's id (None when no polygon output was requested)."""
+        if not self._created:
+            self._create()
+        self._sink = None
+        return self._dest_id
+
+    def discard(self):
+        """Close and remove a polygon output this run created."""
+        self._sink = None  # close the data source before removing it
+        if self._dest_id:
+            _remove_vector_output(self._dest_id)
+        self._dest_id = None
 
 
 def _remove_vector_output(dest_id):

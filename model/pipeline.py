@@ -32,7 +32,8 @@ PROBABILITY_NODATA = -1.0
 MASK_NODATA = 255
 DEFAULT_WINDOW_PX = 1024  # measured in benchmarks/: fastest with peak memory under 2 GB
 DEFAULT_MAX_WINDOWS = 250_000
-WINDOW_PROGRESS_SHARE = 0.9
+WINDOW_PROGRESS_SHARE = 0.85
+POLYGON_PROGRESS_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -102,17 +103,15 @@ class MappingResult:
     windows_skipped: int = 0
     probability_path: Optional[str] = None
     mask_path: Optional[str] = None
+    landslide_count: int = 0
+    landslide_area_m2: float = 0.0
     polygons: List[LandslidePolygon] = field(default_factory=list)
+    """The polygons, when no ``on_polygon`` callable took them as they came."""
 
-    @property
-    def landslide_count(self) -> int:
-        """Number of landslide polygons kept."""
-        return len(self.polygons)
-
-    @property
-    def landslide_area_m2(self) -> float:
-        """Total area of the kept polygons."""
-        return float(sum(p.area_m2 for p in self.polygons))
+    def count_polygon(self, polygon: LandslidePolygon) -> None:
+        """Add a kept polygon to the totals."""
+        self.landslide_count += 1
+        self.landslide_area_m2 += polygon.area_m2
 
 
 @dataclass(frozen=True)
@@ -200,11 +199,19 @@ def map_landslides(
     is_cancelled: Callable[[], bool] = lambda: False,
     log: Callable[[str], None] = lambda message: None,
     plan: Optional[RunPlan] = None,
+    on_polygon: Optional[Callable[[LandslidePolygon], None]] = None,
 ) -> MappingResult:
     """Run the model over the request's area and write the requested outputs.
 
     Outputs appear under their final names only when complete; on cancel or
     failure every scratch and partial file is removed.
+
+    Args:
+        on_polygon: Receives each kept landslide polygon as it is made, after
+            every window has run and before the rasters get their final names
+            (a caller writing them somewhere removes that output when this
+            function raises). Without it the polygons are collected in
+            ``result.polygons``, which holds them all in memory.
 
     Raises:
         CancelledError: ``is_cancelled()`` became true.
@@ -221,10 +228,10 @@ def map_landslides(
         f"{plan.margin_px} px context margin."
     )
     with gdal_cache_capped(request.gdal_cache_mb):
-        return _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_cancelled, log)
+        return _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_cancelled, log, on_polygon)
 
 
-def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_cancelled, log) -> MappingResult:
+def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_cancelled, log, on_polygon) -> MappingResult:
     """Everything after the checks: windows, polygons and the final files."""
     scratch_dir = tempfile.mkdtemp(prefix="landslide_", dir=request.work_dir)
     writers = {
@@ -238,10 +245,13 @@ def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_
         _run_windows(plan, sources, writers, threshold, request, result, progress, is_cancelled)
         for writer in writers.values():
             writer.close()
-        for polygon in iter_landslide_polygons(writers["mask"].scratch_path, writers["probability"].scratch_path, min_area, is_cancelled):
-            result.polygons.append(polygon)
+        polygon_progress = lambda fraction: progress(WINDOW_PROGRESS_SHARE + POLYGON_PROGRESS_SHARE * fraction)  # noqa: E731
+        for polygon in iter_landslide_polygons(writers["mask"].scratch_path, writers["probability"].scratch_path,
+                                               min_area, scratch_dir, is_cancelled, polygon_progress):
+            result.count_polygon(polygon)
+            (result.polygons.append if on_polygon is None else on_polygon)(polygon)
         _raise_if_cancelled(is_cancelled)
-        progress(0.95)
+        progress(WINDOW_PROGRESS_SHARE + POLYGON_PROGRESS_SHARE)
         destinations = {"probability": request.probability_path, "mask": request.mask_path}
         for key, destination in destinations.items():
             if destination:

@@ -1,10 +1,18 @@
-"""Landslide polygons with exact pixel edges from the mask, and their statistics."""
+"""Landslide polygons with exact pixel edges from the mask, and their statistics.
+
+Everything goes through scratch files, so memory does not grow with the scene
+or with the size of a polygon: GDAL polygonises the mask into a GeoPackage on
+disk, the landslide polygons are burnt back as labels (their feature ids) into
+a scratch raster, and one pass over the label and probability rasters, chunk
+by chunk, sums each polygon's probabilities. Only three numbers per polygon
+are held in memory.
+"""
 
 from __future__ import annotations
 
-import math
+import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -13,6 +21,8 @@ gdal.UseExceptions()
 ogr.UseExceptions()
 
 LANDSLIDE_VALUE = 1
+STATS_CHUNK_PX = 1024
+"""Side of the square chunks the statistics pass reads (bounds its memory)."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +42,38 @@ class LandslidePolygon:
     max_prob: float
 
 
+@dataclass
+class _PolygonStats:
+    """Per-label sums, counts and maxima, indexed by feature id."""
+
+    total: np.ndarray
+    count: np.ndarray
+    peak: np.ndarray
+
+    @classmethod
+    def empty(cls, labels: int) -> "_PolygonStats":
+        return cls(np.zeros(labels + 1), np.zeros(labels + 1, np.int64), np.full(labels + 1, -np.inf))
+
+    def add(self, labels: np.ndarray, values: np.ndarray) -> None:
+        """Accumulate the values of labelled pixels (label 0 = none)."""
+        inside = labels > 0
+        if not inside.any():
+            return
+        labels, values = labels[inside], values[inside].astype(np.float64)
+        size = len(self.count)
+        self.total += np.bincount(labels, weights=values, minlength=size)
+        self.count += np.bincount(labels, minlength=size)
+        np.maximum.at(self.peak, labels, values)
+
+
 def iter_landslide_polygons(
     mask_path: str,
     probability_path: str,
     min_area_m2: float,
+    scratch_dir: str,
     is_cancelled: Callable[[], bool] = lambda: False,
+    progress: Callable[[float], None] = lambda fraction: None,
+    chunk_px: int = STATS_CHUNK_PX,
 ) -> Iterator[LandslidePolygon]:
     """Polygonise the landslide pixels (4-connected) of a mask raster.
 
@@ -44,54 +81,82 @@ def iter_landslide_polygons(
         mask_path: Byte raster, 1 = landslide, 0 = none, 255 = nodata.
         probability_path: Probability raster on the same grid.
         min_area_m2: Polygons smaller than this are dropped.
-        is_cancelled: Polled once per polygon.
+        scratch_dir: An existing folder for the scratch GeoPackage and label
+            raster (removed by the caller).
+        is_cancelled: Polled per chunk and per polygon; the iteration stops.
+        progress: Receives 0..1 as the stages advance.
+        chunk_px: Side of the chunks read by the statistics pass.
     """
     mask = gdal.Open(mask_path)
-    band = mask.GetRasterBand(1)
     srs = osr.SpatialReference(wkt=mask.GetProjection())
-    layer_ds = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = layer_ds.CreateLayer("landslides", srs=srs, geom_type=ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    # The band as its own mask: value 0 (no landslide) is skipped entirely.
-    gdal.Polygonize(band, band, layer, 0, [], callback=None)
-    probability_ds = gdal.Open(probability_path)
-    probability = probability_ds.GetRasterBand(1)
     gt = mask.GetGeoTransform()
     pixel_area = abs(gt[1] * gt[5])
-    for feature in layer:
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(os.path.join(scratch_dir, "polygons.gpkg"))
+    layer = source.CreateLayer("polygons", srs=srs, geom_type=ogr.wkbPolygon, options=["SPATIAL_INDEX=NO"])
+    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    band = mask.GetRasterBand(1)
+    layer.StartTransaction()
+    # The band as its own mask: value 0 (no landslide) is skipped entirely.
+    gdal.Polygonize(band, band, layer, 0, [], callback=None)
+    layer.CommitTransaction()
+    if is_cancelled():
+        return
+    progress(0.3)
+    labels_path = os.path.join(scratch_dir, "labels.tif")
+    stats = _label_statistics(source, mask, probability_path, labels_path, is_cancelled, chunk_px)
+    if stats is None:
+        return
+    progress(0.7)
+    layer.SetAttributeFilter(f"value = {LANDSLIDE_VALUE}")
+    total = max(1, layer.GetFeatureCount())
+    for index, feature in enumerate(layer, start=1):
         if is_cancelled():
             return
-        if feature.GetField("value") != LANDSLIDE_VALUE:
-            continue
+        fid = feature.GetFID()
         geometry = feature.GetGeometryRef()
         area = geometry.GetArea()
-        if area + 1e-6 * pixel_area < min_area_m2:
+        if area + 1e-6 * pixel_area < min_area_m2 or stats.count[fid] == 0:
             continue
-        stats = _probability_stats(geometry, probability, gt, srs)
-        if stats is None:
-            continue
-        yield LandslidePolygon(bytes(geometry.ExportToIsoWkb()), area, stats[0], stats[1])
+        yield LandslidePolygon(
+            bytes(geometry.ExportToIsoWkb()), area, float(stats.total[fid] / stats.count[fid]), float(stats.peak[fid])
+        )
+        if index % 1000 == 0:
+            progress(0.7 + 0.3 * index / total)
+    progress(1.0)
 
 
-def _probability_stats(geometry: ogr.Geometry, band: gdal.Band, gt, srs: osr.SpatialReference) -> Optional[tuple]:
-    """Mean and max probability inside ``geometry`` (read over its bounding box only)."""
-    x0, x1, y0, y1 = geometry.GetEnvelope()
-    col0 = int(math.floor((x0 - gt[0]) / gt[1] + 1e-6))
-    col1 = int(math.ceil((x1 - gt[0]) / gt[1] - 1e-6))
-    row0 = int(math.floor((y1 - gt[3]) / gt[5] + 1e-6))
-    row1 = int(math.ceil((y0 - gt[3]) / gt[5] - 1e-6))
-    cols, rows = col1 - col0, row1 - row0
-    values = band.ReadAsArray(col0, row0, cols, rows).astype(np.float64)
-    target = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal.GDT_Byte)
-    target.SetGeoTransform((gt[0] + col0 * gt[1], gt[1], 0.0, gt[3] + row0 * gt[5], 0.0, gt[5]))
-    target.SetProjection(srs.ExportToWkt())
-    source = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = source.CreateLayer("one", srs=srs, geom_type=ogr.wkbPolygon)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(geometry)
-    layer.CreateFeature(feature)
-    gdal.RasterizeLayer(target, [1], layer, burn_values=[1])
-    inside = values[target.ReadAsArray() == 1]
-    if inside.size == 0:
-        return None
-    return float(inside.mean()), float(inside.max())
+def _label_statistics(source, mask: gdal.Dataset, probability_path: str, labels_path: str,
+                      is_cancelled: Callable[[], bool], chunk_px: int):
+    """Burn each landslide polygon's feature id into a label raster and sum probabilities per id.
+
+    Returns None when cancelled.
+    """
+    width, height = mask.RasterXSize, mask.RasterYSize
+    labels = gdal.GetDriverByName("GTiff").Create(
+        labels_path, width, height, 1, gdal.GDT_Int32,
+        options=["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "SPARSE_OK=TRUE", "BIGTIFF=IF_SAFER"],
+    )
+    labels.SetGeoTransform(mask.GetGeoTransform())
+    labels.SetProjection(mask.GetProjection())
+    # Feature ids of a new GeoPackage layer run from 1 upwards, so 0 stays "no landslide".
+    burnt = source.ExecuteSQL(f"SELECT CAST(fid AS INTEGER) AS label, geom FROM polygons WHERE value = {LANDSLIDE_VALUE}")
+    try:
+        gdal.RasterizeLayer(labels, [1], burnt, options=["ATTRIBUTE=label"])
+    finally:
+        source.ReleaseResultSet(burnt)
+    last_fid = source.ExecuteSQL("SELECT MAX(fid) AS last FROM polygons")
+    try:
+        highest = int(last_fid.GetNextFeature().GetField("last") or 0)
+    finally:
+        source.ReleaseResultSet(last_fid)
+    stats = _PolygonStats.empty(highest)
+    label_band = labels.GetRasterBand(1)
+    probability_ds = gdal.Open(probability_path)  # keep the dataset alive while its band is read
+    probability = probability_ds.GetRasterBand(1)
+    for row in range(0, height, chunk_px):
+        for col in range(0, width, chunk_px):
+            if is_cancelled():
+                return None
+            rows, cols = min(chunk_px, height - row), min(chunk_px, width - col)
+            stats.add(label_band.ReadAsArray(col, row, cols, rows), probability.ReadAsArray(col, row, cols, rows))
+    return stats

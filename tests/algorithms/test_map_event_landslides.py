@@ -553,20 +553,16 @@ def test_extent_in_another_crs_limits_the_grid(qgis_app, event_scene, red_model,
 # --------------------------------------------------------------------------- 7. cancel
 
 
-def _cancelling_feedback(at_percent=None, after_full_core=False):
-    """A feedback that cancels itself once progress reaches ``at_percent``, or (``after_full_core``)
-    at the first progress report after the core's last one (i.e. while the polygons are written)."""
+def _cancelling_feedback(at_percent):
+    """A feedback that cancels itself once progress reaches ``at_percent``."""
     from qgis.core import QgsProcessingFeedback
 
     feedback = QgsProcessingFeedback()
     seen = []
 
     def on_progress(value):
-        core_done = bool(seen) and max(seen) >= 95.0
         seen.append(value)
-        if feedback.isCanceled():
-            return
-        if (at_percent is not None and value >= at_percent) or (after_full_core and core_done):
+        if not feedback.isCanceled() and value >= at_percent:
             feedback.cancel()
 
     feedback.progressChanged.connect(on_progress)
@@ -574,8 +570,8 @@ def _cancelling_feedback(at_percent=None, after_full_core=False):
     return feedback
 
 
-# Progress: windows 0..85.5 %, polygonising, 90.25 % (core about to write the rasters), 95 % (rasters
-# written under their final names), then writing the polygons 95..100 %.
+# Progress: windows 0..85 %, polygonising 85..88 %, polygon statistics 88..92 %, polygons handed to the
+# sink 92..95 % (reported every 1000), 95 % the rasters are written and renamed, 100 % done.
 @pytest.mark.parametrize("at_percent", [0.01, 50.0, 85.0, 90.0, 95.0])
 def test_cancel_leaves_no_output(qgis_app, event_scene, red_model, out_dir, at_percent):
     feedback = _cancelling_feedback(at_percent)
@@ -615,14 +611,19 @@ def _many_slides_scene(tmp_path):
     return make_event_scene(str(tmp_path / "many"), rows=60, slides=slides)
 
 
+POLYGONS_BEING_WRITTEN_PERCENT = 93.0
+"""Reported after the first 1000 polygons went to the sink."""
+
+
 def test_cancel_while_writing_polygons_leaves_no_output(qgis_app, tmp_path, red_model, out_dir):
     scene = _many_slides_scene(tmp_path)
-    assert len(scene.slides) > 1000  # progress is reported every 500 polygons
-    feedback = _cancelling_feedback(after_full_core=True)
+    assert len(scene.slides) > 1000  # progress is reported every 1000 polygons
+    feedback = _cancelling_feedback(POLYGONS_BEING_WRITTEN_PERCENT)
     parameters = params(scene, red_model, out_dir)
     with pytest.raises(processing_exception()) as raised:
         run(parameters, feedback=feedback)
-    assert "while writing polygons" in str(raised.value)
+    assert "cancel" in str(raised.value).lower()
+    assert POLYGONS_BEING_WRITTEN_PERCENT <= max(feedback.seen) < 95.0  # the sink held polygons already
     _assert_no_outputs(parameters, out_dir)
 
 
@@ -633,7 +634,7 @@ def test_cancel_while_writing_polygons_keeps_other_layers_of_the_geopackage(qgis
     destination = f"ogr:dbname='{existing}' table=\"slides\" (geom)"
     parameters = params(scene, red_model, out_dir, OUTPUT_POLYGONS=destination)
     with pytest.raises(processing_exception()):
-        run(parameters, feedback=_cancelling_feedback(after_full_core=True))
+        run(parameters, feedback=_cancelling_feedback(POLYGONS_BEING_WRITTEN_PERCENT))
     assert output_leftovers(out_dir) == ["project.gpkg"]
     source = ogr.Open(existing)
     assert [source.GetLayer(i).GetName() for i in range(source.GetLayerCount())] == ["study_area"]
