@@ -177,16 +177,19 @@ def notebook_strategy(paths, onnx_path, weights, engine, out_path):
     return {"tiles": tiles, "predicted_fraction": float(np.isfinite(probability).mean())}
 
 
-def streaming_strategy(paths, onnx_path, window_px, margin_px, batch, threads, out_path):
-    """The plugin's engine writing a probability GeoTIFF."""
+def streaming_strategy(paths, onnx_path, window_px, margin_px, batch, threads, out_path, gdal_cache_mb=None):
+    """The plugin's engine writing a probability GeoTIFF (and making the polygons, as a run always does)."""
     from model.grid import RasterInput
     from model.pipeline import MappingRequest, map_landslides
 
+    cache = {} if gdal_cache_mb is None else {"gdal_cache_mb": gdal_cache_mb}
     request = MappingRequest(onnx_path, RasterInput(paths["pre"], (1, 2, 3)), RasterInput(paths["post"], (1, 2, 3)),
                              RasterInput(paths["dem"], (1,)), probability_path=out_path, window_px=window_px,
-                             margin_px=margin_px, batch_size=batch, threads=threads)
-    result = map_landslides(request)
-    return {"windows": result.windows_total, "window_px": result.window_px, "margin_px": result.margin_px}
+                             margin_px=margin_px, batch_size=batch, threads=threads, **cache)
+    polygons = []
+    result = map_landslides(request, on_polygon=lambda polygon: polygons.append(polygon.area_m2))
+    return {"windows": result.windows_total, "window_px": result.window_px, "margin_px": result.margin_px,
+            "landslides": result.landslide_count, "gdal_cache_mb": request.gdal_cache_mb}
 
 
 def child(args) -> None:
@@ -197,15 +200,18 @@ def child(args) -> None:
         info = notebook_strategy(paths, args.onnx, args.weights, args.strategy.split("_")[1], args.out)
     else:
         _, window_px, margin_px = args.strategy.split("_")
-        info = streaming_strategy(paths, args.onnx, int(window_px), int(margin_px), args.batch, args.threads, args.out)
+        info = streaming_strategy(paths, args.onnx, int(window_px), int(margin_px), args.batch, args.threads, args.out,
+                                  args.gdal_cache_mb)
     info.update(seconds=time.perf_counter() - start, peak_rss_mb=peak_rss_mb())
     print("RESULT " + json.dumps(info))
 
 
-def run_child(strategy, paths, onnx_path, weights, out, batch, threads):
+def run_child(strategy, paths, onnx_path, weights, out, batch, threads, gdal_cache_mb=None):
     """Start a child for one strategy; return its result dict."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", strategy, "--paths", json.dumps(paths),
            "--onnx", onnx_path, "--weights", weights or "", "--out", out, "--batch", str(batch), "--threads", str(threads)]
+    if gdal_cache_mb is not None:
+        cmd += ["--gdal-cache-mb", str(gdal_cache_mb)]
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
@@ -239,6 +245,7 @@ def main() -> None:
     parser.add_argument("--event", help="an event folder (pre.tif, post.tif, dem.tif) instead of the synthetic scene")
     parser.add_argument("--keras-weights", default=None, help="'none' skips the Keras baseline")
     parser.add_argument("--only-streaming", action="store_true", help="skip both notebook baselines")
+    parser.add_argument("--gdal-cache-mb", type=int, default=None, help="streaming: GDAL block cache cap (default: the engine's)")
     parser.add_argument("--tag", default="", help="suffix of the results file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     for hidden in ("--paths", "--onnx", "--weights", "--out"):
@@ -273,7 +280,7 @@ def main() -> None:
     results = {}
     for strategy in strategies:
         out = os.path.join(work, strategy + (".npy" if strategy.startswith("notebook") else ".tif"))
-        info = run_child(strategy, paths, onnx_path, weights, out, args.batch, args.threads)
+        info = run_child(strategy, paths, onnx_path, weights, out, args.batch, args.threads, args.gdal_cache_mb)
         info["km2_per_min"] = area_km2 / (info["seconds"] / 60.0)
         info["output"] = out
         results[strategy] = info
