@@ -248,10 +248,14 @@ def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_
         for writer in writers.values():
             writer.close()
         polygon_progress = lambda fraction: progress(WINDOW_PROGRESS_SHARE + POLYGON_PROGRESS_SHARE * fraction)  # noqa: E731
-        for polygon in iter_landslide_polygons(writers["mask"].scratch_path, writers["probability"].scratch_path,
-                                               min_area, scratch_dir, is_cancelled, polygon_progress):
-            result.count_polygon(polygon)
-            (result.polygons.append if on_polygon is None else on_polygon)(polygon)
+        polygons = iter_landslide_polygons(writers["mask"].scratch_path, writers["probability"].scratch_path,
+                                           min_area, scratch_dir, is_cancelled, polygon_progress)
+        try:
+            for polygon in polygons:
+                result.count_polygon(polygon)
+                (result.polygons.append if on_polygon is None else on_polygon)(polygon)
+        finally:
+            polygons.close()  # closes its scratch GeoPackage before the scratch folder goes
         _raise_if_cancelled(is_cancelled)
         progress(WINDOW_PROGRESS_SHARE + POLYGON_PROGRESS_SHARE)
         destinations = {"probability": request.probability_path, "mask": request.mask_path}

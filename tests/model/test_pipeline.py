@@ -68,6 +68,27 @@ def test_red_difference_mask_and_polygons_are_exact(tmp_path, event_scene, red_m
     assert sorted(p.area_m2 for p in result.polygons) == sorted(100.0 * h * w for _, _, h, w in event_scene.slides)
 
 
+def test_polygons_handed_over_as_they_come(tmp_path, event_scene, red_model):
+    handed = []
+    result = map_landslides(request_for(event_scene, red_model, tmp_path, window_px=32), on_polygon=handed.append)
+    assert result.polygons == []  # nothing held by the result
+    assert sorted(p.area_m2 for p in handed) == sorted(100.0 * h * w for _, _, h, w in event_scene.slides)
+    assert result.landslide_count == len(handed)
+    assert result.landslide_area_m2 == pytest.approx(sum(p.area_m2 for p in handed))
+
+
+def test_a_failing_polygon_receiver_leaves_no_output(tmp_path, event_scene, red_model):
+    def refuse(polygon):
+        raise OSError("disk full")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    request = request_for(event_scene, red_model, out, window_px=32)
+    with pytest.raises(OSError, match="disk full"):
+        map_landslides(request, on_polygon=refuse)
+    assert os.listdir(out) == []  # no raster, no .partial, no scratch folder
+
+
 def test_nodata_and_masks_become_nodata_everywhere(tmp_path, event_scene, red_model):
     pre = read(event_scene.pre)
     pre[:, 40:52, 70:80] = 0  # over part of a slide
