@@ -156,7 +156,7 @@ class MapEventLandslides(LandslideAlgorithm):
             QgsProcessingParameterNumber(self.WINDOW_SIZE, self.tr("Window size (px, rounded up to the model's multiple)"),
                                          QgsProcessingParameterNumber.Integer, DEFAULT_WINDOW_PX, minValue=32, maxValue=4096),
             QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Windows per batch"),
-                                         QgsProcessingParameterNumber.Integer, 2, minValue=1, maxValue=64),
+                                         QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=64),
             QgsProcessingParameterNumber(self.THREADS, self.tr("onnxruntime threads (0 = all cores)"),
                                          QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=256),
             QgsProcessingParameterNumber(self.MIN_VALID_FRACTION, self.tr("Skip windows with a smaller valid fraction"),

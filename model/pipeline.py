@@ -55,7 +55,8 @@ class MappingRequest:
         min_area_m2: Smallest polygon kept; None takes the card's.
         window_px: Requested window size (rounded to the card's multiple).
         margin_px: Context discarded per side; None takes the card's.
-        batch_size: Windows per onnxruntime call.
+        batch_size: Windows per onnxruntime call. Memory grows with it; on
+            these CPUs a batch of 2 was no faster than 1 (``benchmarks/``).
         threads: onnxruntime intra-op threads; 0 = all cores.
         min_valid_fraction: Windows whose core has a smaller valid fraction
             (or no valid pixel at all) are skipped and left nodata.
@@ -82,7 +83,7 @@ class MappingRequest:
     min_area_m2: Optional[float] = None
     window_px: int = DEFAULT_WINDOW_PX
     margin_px: Optional[int] = None
-    batch_size: int = 2
+    batch_size: int = 1
     threads: int = 0
     min_valid_fraction: float = 0.0
     max_windows: int = DEFAULT_MAX_WINDOWS
