@@ -220,13 +220,11 @@ class MapEventLandslides(LandslideAlgorithm):
             # The polygons are written, the rasters have their final names: close the sink last,
             # so that a failure up to here removes it (the core removes its rasters itself).
             polygons_id = polygons.finish()
-        except LandslideMapperError as error:
+        except BaseException as error:
             if polygons is not None:
                 polygons.discard()
-            raise processing_error(error)
-        except BaseException:
-            if polygons is not None:
-                polygons.discard()
+            if isinstance(error, LandslideMapperError):
+                raise processing_error(error)
             raise
         outputs = {
             self.OUTPUT_PROBABILITY: result.probability_path,

@@ -186,8 +186,8 @@ def streaming_strategy(paths, onnx_path, window_px, margin_px, batch, threads, o
     request = MappingRequest(onnx_path, RasterInput(paths["pre"], (1, 2, 3)), RasterInput(paths["post"], (1, 2, 3)),
                              RasterInput(paths["dem"], (1,)), probability_path=out_path, window_px=window_px,
                              margin_px=margin_px, batch_size=batch, threads=threads, **cache)
-    polygons = []
-    result = map_landslides(request, on_polygon=lambda polygon: polygons.append(polygon.area_m2))
+    # Polygons are made and let go, as when a run hands them to a feature sink.
+    result = map_landslides(request, on_polygon=lambda polygon: None)
     return {"windows": result.windows_total, "window_px": result.window_px, "margin_px": result.margin_px,
             "landslides": result.landslide_count, "gdal_cache_mb": request.gdal_cache_mb}
 

@@ -8,7 +8,6 @@ and the DEM, nearest for masks. Nothing is ever resampled by array shape.
 from __future__ import annotations
 
 import contextlib
-
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
