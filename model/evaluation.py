@@ -29,8 +29,9 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .errors import CancelledError, GridError, InputDataError
-from .grid import (Bounds, Grid, RasterInput, WindowReader, check_bands, footprint_in, gdal_cache_capped, intersect,
-                   is_metric_projected, open_raster, raster_srs, transform_bounds, utm_srs_for)
+from .grid import (TRUE_SCALE_TOLERANCE, Bounds, Grid, RasterInput, WindowReader, check_bands, choose_metric_srs,
+                   describe_scale, footprint_in, gdal_cache_capped, intersect, open_raster, raster_srs, scale_error,
+                   transform_bounds, wgs84)
 from .masks import PolygonMask, VectorInput, open_polygon_layer
 from .metrics import Confusion, confusion
 from .tiling import PARTIAL_SUFFIX, GridRasterWriter, Window, commit_partial, plan_windows, remove_file
@@ -48,112 +49,6 @@ DEFAULT_WINDOW_PX = 1024
 DEFAULT_PIXEL_SIZE_M = 10.0
 DEFAULT_MAX_PIXELS = 4_000_000_000
 WINDOW_PROGRESS_SHARE = 0.95
-
-
-# --------------------------------------------------------------------------- the grid
-
-
-@dataclass(frozen=True)
-class EvaluationGrid:
-    """A north-up pixel grid in any CRS, with pixels that may be rectangular.
-
-    Attributes:
-        crs_wkt: The grid's CRS.
-        x_min: West edge.
-        y_max: North edge.
-        pixel_width: Pixel width in CRS units.
-        pixel_height: Pixel height in CRS units (positive).
-        width_px: Columns.
-        height_px: Rows.
-    """
-
-    crs_wkt: str
-    x_min: float
-    y_max: float
-    pixel_width: float
-    pixel_height: float
-    width_px: int
-    height_px: int
-
-    @classmethod
-    def from_grid(cls, grid: Grid) -> "EvaluationGrid":
-        """The same lattice as a :class:`~model.grid.Grid` (square metric pixels)."""
-        return cls(grid.crs_wkt, grid.x_min, grid.y_max, grid.gsd_m, grid.gsd_m, grid.width_px, grid.height_px)
-
-    @property
-    def geotransform(self) -> Tuple[float, float, float, float, float, float]:
-        """GDAL geotransform."""
-        return (self.x_min, self.pixel_width, 0.0, self.y_max, 0.0, -self.pixel_height)
-
-    @property
-    def bounds(self) -> Bounds:
-        """``(x_min, y_min, x_max, y_max)`` of the whole grid."""
-        return self.window_bounds(0, 0, self.height_px, self.width_px)
-
-    def window_bounds(self, row_px: int, col_px: int, height_px: int, width_px: int) -> Bounds:
-        """Georeferenced bounds of a pixel window."""
-        x0 = self.x_min + col_px * self.pixel_width
-        y1 = self.y_max - row_px * self.pixel_height
-        return (x0, y1 - height_px * self.pixel_height, x0 + width_px * self.pixel_width, y1)
-
-    def srs(self) -> osr.SpatialReference:
-        """The grid's CRS, x/y axis order."""
-        srs = osr.SpatialReference(wkt=self.crs_wkt)
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        return srs
-
-    def crs_label(self) -> str:
-        """``AUTHORITY:CODE`` when the CRS has one, else its name."""
-        srs = self.srs()
-        name, code = srs.GetAuthorityName(None), srs.GetAuthorityCode(None)
-        if not (name and code):
-            try:
-                srs.AutoIdentifyEPSG()
-                name, code = srs.GetAuthorityName(None), srs.GetAuthorityCode(None)
-            except RuntimeError:
-                pass
-        return f"{name}:{code}" if name and code else (srs.GetName() or "unnamed CRS")
-
-    def pixel_size_label(self) -> str:
-        """Pixel width x height with the CRS's unit, e.g. ``10 x 10 m``."""
-        srs = self.srs()
-        if srs.IsGeographic():
-            unit = "°"
-        else:
-            unit = "m" if abs((srs.GetLinearUnits() or 1.0) - 1.0) < 1e-9 else (srs.GetLinearUnitsName() or "units")
-        return f"{self.pixel_width:g} x {self.pixel_height:g} {unit}"
-
-    def row_pixel_areas_m2(self, row_px: int, rows: int) -> np.ndarray:
-        """Area in m² of one pixel of each of ``rows`` rows from ``row_px``.
-
-        In a projected CRS every pixel has the same area (in the projection's
-        plane, converted from its linear unit to metres); in a geographic CRS
-        it is the exact ellipsoidal area of the pixel's latitude band, which
-        shrinks towards the poles.
-        """
-        srs = self.srs()
-        if not srs.IsGeographic():
-            unit = srs.GetLinearUnits() or 1.0
-            return np.full(rows, self.pixel_width * self.pixel_height * unit * unit, dtype=np.float64)
-        radians = srs.GetAngularUnits() or math.pi / 180.0
-        a = srs.GetSemiMajor()
-        inverse_flattening = srs.GetInvFlattening()
-        flattening = 1.0 / inverse_flattening if inverse_flattening > 0 else 0.0
-        e2 = flattening * (2.0 - flattening)
-        tops = self.y_max - (row_px + np.arange(rows, dtype=np.float64)) * self.pixel_height
-        q_top = _authalic_q(tops * radians, e2)
-        q_bottom = _authalic_q((tops - self.pixel_height) * radians, e2)
-        return 0.5 * a * a * abs(self.pixel_width * radians) * np.abs(q_top - q_bottom)
-
-
-def _authalic_q(latitude: np.ndarray, e2: float) -> np.ndarray:
-    """Snyder's q(phi): the area of the zone from the equator to ``latitude`` is a²/2 · Δλ · q."""
-    latitude = np.clip(latitude, -math.pi / 2, math.pi / 2)
-    sine = np.sin(latitude)
-    if e2 <= 0.0:
-        return 2.0 * sine
-    e = math.sqrt(e2)
-    return (1.0 - e2) * (sine / (1.0 - e2 * sine * sine) - np.log((1.0 - e * sine) / (1.0 + e * sine)) / (2.0 * e))
 
 
 # --------------------------------------------------------------------------- request, plan, result
@@ -204,17 +99,19 @@ class EvaluationRequest:
 class EvaluationPlan:
     """A checked request: the grid and where it lies in the predicted raster."""
 
-    grid: EvaluationGrid
+    grid: Grid
     prediction_row_px: int = 0
     prediction_col_px: int = 0
     windows_total: int = 0
+    grid_note: str = ""
+    """Why the grid is not in an input's CRS, or how its areas are measured (for the log); may be empty."""
 
 
 @dataclass
 class EvaluationResult:
     """What an evaluation produced."""
 
-    grid: EvaluationGrid
+    grid: Grid
     confusion: Confusion
     areas_m2: Dict[str, float]
     windows: int
@@ -288,7 +185,7 @@ def check_request(request: EvaluationRequest) -> EvaluationPlan:
     else:
         plan = _polygon_plan(request, inventory_bounds, inventory_srs, area_bounds, area_srs)
     windows = math.ceil(plan.grid.height_px / request.window_px) * math.ceil(plan.grid.width_px / request.window_px)
-    return EvaluationPlan(plan.grid, plan.prediction_row_px, plan.prediction_col_px, windows)
+    return EvaluationPlan(plan.grid, plan.prediction_row_px, plan.prediction_col_px, windows, plan.grid_note)
 
 
 def _raster_plan(request, inventory_bounds, inventory_srs, area_bounds, area_srs) -> EvaluationPlan:
@@ -301,28 +198,36 @@ def _raster_plan(request, inventory_bounds, inventory_srs, area_bounds, area_srs
         raise InputDataError(
             f"The predicted mask {source.path} is not a north-up raster (rotated, sheared or flipped): "
             "warp it to a north-up grid first (Raster > Projections > Warp).")
-    grid = EvaluationGrid(dataset.GetProjection(), x0, y1, dx, -dy, dataset.RasterXSize, dataset.RasterYSize)
-    inventory_box = transform_bounds(inventory_bounds, inventory_srs, srs)
+    grid = Grid(dataset.GetProjection(), x0, y1, dx, -dy, dataset.RasterXSize, dataset.RasterYSize)
+    inventory_box = transform_bounds(inventory_bounds, inventory_srs, srs, f"the inventory {_where(request.inventory)}")
     if not _touches(inventory_box, grid.bounds):
         raise GridError(
             f"The inventory {_where(request.inventory)} and the predicted mask {source.path} do not overlap: "
             "check that they cover the same area and that their coordinate reference systems are right.")
     box, what = grid.bounds, "the predicted mask"
     if area_bounds is not None:
-        box = intersect(box, transform_bounds(area_bounds, area_srs, srs))
+        box = intersect(box, transform_bounds(area_bounds, area_srs, srs,
+                                              f"the evaluation area {_where(request.evaluation_area)}"))
         if box is None:
             raise GridError(
                 f"The evaluation area {_where(request.evaluation_area)} is empty here: it does not overlap "
                 f"the predicted mask {source.path}.")
         what += " within the evaluation area"
     if request.valid_mask is not None:
-        box = intersect(box, footprint_in(request.valid_mask.path, srs))
+        box = intersect(box, footprint_in(request.valid_mask.path, srs, f"the valid-data mask {request.valid_mask.path}"))
         if box is None:
             raise GridError(f"The valid-data mask {request.valid_mask.path} does not overlap {what}.")
-    return _crop(grid, box)
+    plan = _crop(grid, box)
+    note = ""
+    if not srs.IsGeographic():
+        error = scale_error(srs, plan.grid.bounds)
+        if error > TRUE_SCALE_TOLERANCE:
+            note = (f"The predicted mask's CRS is not in true ground metres ({describe_scale(srs, plan.grid.bounds)}): "
+                    "pixels are compared on its grid, areas are reported in true ground m².")
+    return EvaluationPlan(plan.grid, plan.prediction_row_px, plan.prediction_col_px, grid_note=note)
 
 
-def _crop(grid: EvaluationGrid, box: Bounds) -> EvaluationPlan:
+def _crop(grid: Grid, box: Bounds) -> EvaluationPlan:
     """The part of ``grid`` (same lattice) holding every pixel that ``box`` reaches into."""
     eps = 0.01  # a box reaching less than 1 % into a pixel cannot hold its centre
     col0 = max(0, math.floor((box[0] - grid.x_min) / grid.pixel_width + eps))
@@ -331,22 +236,9 @@ def _crop(grid: EvaluationGrid, box: Bounds) -> EvaluationPlan:
     row1 = min(grid.height_px, math.ceil((grid.y_max - box[1]) / grid.pixel_height - eps))
     if col1 <= col0 or row1 <= row0:
         raise GridError("The area to evaluate is smaller than one pixel of the predicted mask.")
-    cropped = EvaluationGrid(grid.crs_wkt, grid.x_min + col0 * grid.pixel_width, grid.y_max - row0 * grid.pixel_height,
-                             grid.pixel_width, grid.pixel_height, col1 - col0, row1 - row0)
+    cropped = Grid(grid.crs_wkt, grid.x_min + col0 * grid.pixel_width, grid.y_max - row0 * grid.pixel_height,
+                   grid.pixel_width, grid.pixel_height, col1 - col0, row1 - row0)
     return EvaluationPlan(cropped, row0, col0)
-
-
-def metric_srs_for(candidates: Sequence[osr.SpatialReference], bounds: Bounds,
-                   bounds_srs: osr.SpatialReference) -> osr.SpatialReference:
-    """The first candidate CRS projected in metres, else the UTM zone of the centre of ``bounds``."""
-    for srs in candidates:
-        if srs is not None and is_metric_projected(srs):
-            return srs
-    wgs84 = osr.SpatialReference()
-    wgs84.ImportFromEPSG(4326)
-    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    x0, y0, x1, y1 = transform_bounds(bounds, bounds_srs, wgs84)
-    return utm_srs_for((x0 + x1) / 2, (y0 + y1) / 2)
 
 
 def _polygon_plan(request, inventory_bounds, inventory_srs, area_bounds, area_srs) -> EvaluationPlan:
@@ -354,9 +246,12 @@ def _polygon_plan(request, inventory_bounds, inventory_srs, area_bounds, area_sr
     if not pixel > 0:
         raise InputDataError(f"The pixel size must be positive, not {request.pixel_size_m}.")
     predicted_bounds, predicted_srs = _vector_bounds(request.prediction_polygons, "predicted polygons")
-    srs = metric_srs_for([predicted_srs, inventory_srs, area_srs], inventory_bounds, inventory_srs)
-    inventory_box = transform_bounds(inventory_bounds, inventory_srs, srs)
-    predicted_box = None if predicted_bounds is None else transform_bounds(predicted_bounds, predicted_srs, srs)
+    inventory_what = f"the inventory {_where(request.inventory)}"
+    lonlat = transform_bounds(inventory_bounds, inventory_srs, wgs84(), inventory_what)
+    srs, note = choose_metric_srs([predicted_srs, inventory_srs, area_srs], lonlat)
+    inventory_box = transform_bounds(inventory_bounds, inventory_srs, srs, inventory_what)
+    predicted_box = None if predicted_bounds is None else transform_bounds(
+        predicted_bounds, predicted_srs, srs, f"the predicted polygons {_where(request.prediction_polygons)}")
     if predicted_box is not None and not _touches(inventory_box, predicted_box):
         raise GridError(
             f"The inventory {_where(request.inventory)} and the predicted polygons "
@@ -364,14 +259,14 @@ def _polygon_plan(request, inventory_bounds, inventory_srs, area_bounds, area_sr
             "their coordinate reference systems are right.")
     box = _union(inventory_box, predicted_box)
     if area_bounds is not None:
-        area_box = transform_bounds(area_bounds, area_srs, srs)
+        area_box = transform_bounds(area_bounds, area_srs, srs, f"the evaluation area {_where(request.evaluation_area)}")
         if not _touches(area_box, box):
             raise GridError(
                 f"The evaluation area {_where(request.evaluation_area)} is empty here: it does not overlap the "
                 "inventory or the predicted polygons.")
         box = area_box
     if request.valid_mask is not None:
-        box = intersect(box, footprint_in(request.valid_mask.path, srs))
+        box = intersect(box, footprint_in(request.valid_mask.path, srs, f"the valid-data mask {request.valid_mask.path}"))
         if box is None:
             raise GridError(f"The valid-data mask {request.valid_mask.path} does not overlap the area to evaluate.")
     eps = 0.01  # a box reaching less than 1 % into a pixel cannot hold its centre
@@ -385,7 +280,7 @@ def _polygon_plan(request, inventory_bounds, inventory_srs, area_bounds, area_sr
         raise GridError(
             f"The area to evaluate needs {width} x {height} pixels of {pixel:g} m, more than the limit of "
             f"{request.max_pixels}: choose a larger pixel size or an evaluation area.")
-    return EvaluationPlan(EvaluationGrid(srs.ExportToWkt(), x_min, y_max, pixel, pixel, width, height))
+    return EvaluationPlan(Grid(srs.ExportToWkt(), x_min, y_max, pixel, pixel, width, height), grid_note=note)
 
 
 # --------------------------------------------------------------------------- one window
@@ -485,6 +380,8 @@ def evaluate(
     grid = plan.grid
     log(f"Grid: {grid.width_px} x {grid.height_px} px of {grid.pixel_size_label()} in {grid.crs_label()}; "
         f"{plan.windows_total} windows of up to {request.window_px} px.")
+    if plan.grid_note:
+        log(plan.grid_note)
     with gdal_cache_capped(request.gdal_cache_mb):
         return _evaluate_on_grid(request, plan, progress, is_cancelled)
 

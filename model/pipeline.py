@@ -20,7 +20,7 @@ from osgeo import gdal
 
 from .card import ModelCard
 from .errors import CancelledError, GridError, InputDataError
-from .grid import Extent, Grid, RasterInput, WindowReader, build_grid, check_bands, gdal_cache_capped, open_raster
+from .grid import Extent, Grid, RasterInput, WindowReader, check_bands, gdal_cache_capped, open_raster, plan_grid
 from .masks import PolygonMask, RasterMask, VectorInput
 from .polygons import LandslidePolygon, iter_landslide_polygons
 from .preprocess import image_to_8bit, model_inputs, resolve_radiometry
@@ -126,6 +126,8 @@ class RunPlan:
     window_px: int
     margin_px: int
     windows_total: int
+    grid_note: str = ""
+    """Why the grid is not in the post image's CRS (empty when it is)."""
 
 
 def check_request(request: MappingRequest) -> RunPlan:
@@ -142,7 +144,7 @@ def check_request(request: MappingRequest) -> RunPlan:
         check_bands(open_raster(source.path), source.path, source.bands)
     model = LandslideModel(request.model_path, request.threads)
     card = model.card
-    grid = build_grid(
+    grid, grid_note = plan_grid(
         [("the pre-event image", request.pre.path), ("the post-event image", request.post.path), ("the DEM", request.dem.path)],
         request.post.path,
         card.gsd_m,
@@ -156,7 +158,7 @@ def check_request(request: MappingRequest) -> RunPlan:
             f"The area needs {total} windows of {window_px} px, more than the limit of {request.max_windows}: "
             "choose a smaller extent or raise the limit."
         )
-    return RunPlan(model, grid, window_px, margin, total)
+    return RunPlan(model, grid, window_px, margin, total, grid_note)
 
 
 class _WindowSources:
@@ -230,6 +232,8 @@ def map_landslides(
         f"({plan.grid.area_km2:.2f} km²); {plan.windows_total} windows of {plan.window_px} px, "
         f"{plan.margin_px} px context margin."
     )
+    if plan.grid_note:
+        log(plan.grid_note)
     with gdal_cache_capped(request.gdal_cache_mb):
         return _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_cancelled, log, on_polygon)
 

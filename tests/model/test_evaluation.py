@@ -9,7 +9,7 @@ from osgeo import gdal
 
 from model import evaluation
 from model.errors import CancelledError, GridError, InputDataError
-from model.evaluation import (FN, FP, NODATA, TN, TP, EvaluationGrid, EvaluationRequest, check_request,
+from model.evaluation import (FN, FP, NODATA, TN, TP, EvaluationRequest, check_request,
                               confusion_classes, evaluate, report_html)
 from model.grid import Grid, RasterInput
 from model.masks import PolygonMask, VectorInput
@@ -177,7 +177,7 @@ def test_geographic_mask_counts_ellipsoidal_areas(tmp_path):
 
 
 def test_pixel_areas_of_a_geographic_grid_add_up_to_the_ellipsoid():
-    grid = EvaluationGrid(srs_wkt(4326), -180.0, 90.0, 1.0, 1.0, 360, 180)
+    grid = Grid(srs_wkt(4326), -180.0, 90.0, 1.0, 1.0, 360, 180)
     areas = grid.row_pixel_areas_m2(0, 180)
     assert areas.sum() * 360 == pytest.approx(510_065_621.7e6, rel=1e-9)  # WGS 84 ellipsoid
     assert areas[0] < areas[89] and areas[89] == pytest.approx(areas[90])
@@ -436,7 +436,7 @@ def test_cancel_leaves_no_output(tmp_path, after_windows):
 
 
 def test_polygon_mask_windows_stitch_to_the_whole_grid_on_a_mapping_grid(random_scene):
-    grid = Grid(srs_wkt(EPSG), GT[0], GT[3], 10.0, 71, 53)
+    grid = Grid.square(srs_wkt(EPSG), GT[0], GT[3], 10.0, 71, 53)
     polygons = PolygonMask(VectorInput(random_scene["inventory"]), grid, "inventory")
     whole = polygons.read(0, 0, 53, 71)
     np.testing.assert_array_equal(whole, random_scene["truth"])

@@ -5,7 +5,7 @@ import pytest
 from osgeo import gdal, osr
 
 from model.errors import GridError, InputDataError
-from model.grid import Extent, Grid, RasterInput, WindowReader, build_grid, choose_metric_srs
+from model.grid import Extent, Grid, RasterInput, WindowReader, build_grid, choose_metric_srs, ground_scale, plan_grid
 from tests.helpers.scenes import srs_wkt, write_raster
 
 gdal.UseExceptions()
@@ -31,17 +31,44 @@ def epsg_of(wkt):
 
 def test_metric_post_image_keeps_its_crs(tmp_path):
     path = linear_raster(tmp_path / "a.tif", 32633, 500000, 5200000, 10, 20, 20)
-    assert epsg_of(choose_metric_srs(path).ExportToWkt()) == 32633
+    grid, note = plan_grid([("A", path)], path, 10.0)
+    assert epsg_of(grid.crs_wkt) == 32633 and note == ""
 
 
 @pytest.mark.parametrize("epsg, lon, lat, expected", [(4326, 142.0, 42.7, 32654), (4326, -70.6, -33.4, 32719), (3857, None, None, 32633)])
 def test_non_metric_post_image_gets_the_utm_zone_of_its_centre(tmp_path, epsg, lon, lat, expected):
     if epsg == 4326:
         path = write_raster(str(tmp_path / "g.tif"), np.zeros((10, 10), np.uint8), (lon - 0.05, 0.01, 0, lat + 0.05, 0, -0.01), 4326)
-    else:  # Web Mercator is projected in metres but distorts them: still kept (the rule is about units)
+    else:  # Web Mercator is in metres but 1.38 times too long at 43.6 N: not true ground metres
         path = write_raster(str(tmp_path / "g.tif"), np.zeros((10, 10), np.uint8), (1669792.0, 10, 0, 5621521.0, 0, -10), 3857)
-        expected = 3857
-    assert epsg_of(choose_metric_srs(path).ExportToWkt()) == expected
+    grid, note = plan_grid([("the post image", path)], path, 1.0)
+    assert epsg_of(grid.crs_wkt) == expected
+    assert f"The grid is in EPSG:{expected}" in note
+    assert ("geographic" in note) if epsg == 4326 else ("one EPSG:3857 metre is 0.70" in note)
+
+
+def test_chooser_keeps_a_true_scale_crs_and_refuses_a_distant_utm_zone():
+    utm33 = osr.SpatialReference()
+    utm33.ImportFromEPSG(32633)
+    utm33.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    srs, note = choose_metric_srs([None, utm33], (15.0, 46.0, 15.1, 46.1))  # the zone's central meridian
+    assert epsg_of(srs.ExportToWkt()) == 32633 and note == ""
+    # 20 degrees east of the central meridian at the equator, UTM 33 stretches distances 1.06 times
+    srs, note = choose_metric_srs([utm33], (35.0, 0.0, 35.1, 0.1))
+    assert epsg_of(srs.ExportToWkt()) == 32636  # 35.05 E lies in zone 36 (30-36 E)
+    assert "EPSG:32633 is not in true ground metres (one EPSG:32633 metre is 0.939 to 0.940 m" in note
+
+
+def test_ground_scale_of_web_mercator_is_one_over_cos_latitude():
+    mercator = osr.SpatialReference()
+    mercator.ImportFromEPSG(3857)
+    mercator.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    y = 4259000.0  # about 35.7 N, the latitude of the sample event
+    lat = np.degrees(2 * np.arctan(np.exp(y / 6378137.0)) - np.pi / 2)
+    along_x, along_y, area = ground_scale(mercator, np.array([15e6]), np.array([y]))
+    # spherical Mercator on the WGS 84 ellipsoid: close to cos(lat), to the ellipsoid's 0.5 %
+    assert along_x[0] == pytest.approx(np.cos(np.radians(lat)), rel=5e-3)
+    assert area[0] == pytest.approx(along_x[0] * along_y[0], rel=1e-3)
 
 
 def test_grid_is_the_snapped_intersection(tmp_path):
@@ -87,19 +114,19 @@ def test_extent_outside_is_refused(tmp_path):
 def test_raster_without_crs_is_refused(tmp_path):
     a = write_raster(str(tmp_path / "nocrs.tif"), np.zeros((5, 5), np.uint8), (0, 1, 0, 0, 0, -1), None)
     with pytest.raises(InputDataError, match="no coordinate reference system"):
-        choose_metric_srs(a)
+        build_grid([("A", a)], a, 1.0)
 
 
 def test_band_out_of_range_is_refused(tmp_path):
     a = linear_raster(tmp_path / "a.tif", 32633, 500000, 5200000, 10, 20, 20)
-    grid = Grid(srs_wkt(32633), 500000, 5200000, 10, 20, 20)
+    grid = Grid.square(srs_wkt(32633), 500000, 5200000, 10.0, 20, 20)
     with pytest.raises(InputDataError, match="Band 4 does not exist"):
         WindowReader(RasterInput(a, (4,)), grid)
 
 
 def test_coarser_unaligned_raster_is_read_by_georeference(tmp_path):
     coarse = linear_raster(tmp_path / "c.tif", 32633, 499977, 5200013, 30, 30, 30)
-    grid = Grid(srs_wkt(32633), 500100.0, 5199900.0, 10.0, 40, 30)
+    grid = Grid.square(srs_wkt(32633), 500100.0, 5199900.0, 10.0, 40, 30)
     values = WindowReader(RasterInput(coarse), grid).read(0, 0, 30, 40)[0]
     xs = 500100.0 + 10 * (np.arange(40) + 0.5)
     ys = 5199900.0 - 10 * (np.arange(30) + 0.5)
@@ -107,7 +134,7 @@ def test_coarser_unaligned_raster_is_read_by_georeference(tmp_path):
 
 
 def test_geographic_raster_is_read_by_georeference(tmp_path):
-    grid = Grid(srs_wkt(32633), 500100.0, 5199900.0, 10.0, 40, 30)
+    grid = Grid.square(srs_wkt(32633), 500100.0, 5199900.0, 10.0, 40, 30)
     utm = osr.SpatialReference(wkt=grid.crs_wkt)
     utm.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     to_utm = osr.CoordinateTransformation(_wgs84(), utm)
@@ -133,7 +160,7 @@ def test_nodata_and_no_coverage_read_as_nan(tmp_path):
     values = np.full((20, 20), 7.0, np.float32)
     values[5:8, 5:8] = -1
     path = write_raster(str(tmp_path / "n.tif"), values, (500000, 10, 0, 5200000, 0, -10), 32633, gdal.GDT_Float32, nodata=-1)
-    grid = Grid(srs_wkt(32633), 500000.0, 5200000.0, 10.0, 20, 20)
+    grid = Grid.square(srs_wkt(32633), 500000.0, 5200000.0, 10.0, 20, 20)
     read = WindowReader(RasterInput(path), grid, resampling="near").read(-2, -2, 24, 24)[0]
     assert np.isnan(read[:2]).all() and np.isnan(read[:, :2]).all()  # beyond the raster
     assert np.isnan(read[7:10, 7:10]).all()  # its nodata

@@ -8,7 +8,7 @@ from model.tiling import count_windows, fit_window_px, plan_windows
 
 
 def grid(width, height):
-    return Grid("", 0.0, 0.0, 10.0, width, height)
+    return Grid.square("", 0.0, 0.0, 10.0, width, height)
 
 
 @pytest.mark.parametrize("width, height, size, margin", [
