@@ -271,9 +271,9 @@ def transform_bounds(bounds: Bounds, source: osr.SpatialReference, target: osr.S
     used; when no point can be transformed, or PROJ refuses the pair of CRSs,
     :class:`GridError` names ``what``.
     """
+    bounds = check_geographic_bounds(bounds, source, what)
     if source.IsSame(target):
         return bounds
-    bounds = check_geographic_bounds(bounds, source, what)
     try:
         transform = osr.CoordinateTransformation(source, target)
     except (RuntimeError, TypeError) as exc:
@@ -575,7 +575,12 @@ class WindowReader:
     """Reads chosen bands of one raster onto windows of a :class:`Grid`.
 
     Values come back as float32 ``(bands, rows, cols)`` with NaN wherever the
-    source has nodata, a masked pixel, or no coverage.
+    source has no valid value: its nodata, an alpha band at 0, a per-dataset
+    mask (``.msk``) or a per-band mask at 0, or no coverage. GDAL's warper
+    honours nodata and per-dataset masks itself; an alpha band that is not
+    among the chosen bands, and per-band masks, are handed to it as the
+    per-dataset mask of a band's own VRT (``mask,<band>``), so that every
+    GDAL mask is honoured and resampling never mixes masked values in.
     """
 
     def __init__(self, source: RasterInput, grid: Grid, resampling: str = "bilinear"):
@@ -585,35 +590,53 @@ class WindowReader:
         self.source = source
         self._grid = grid
         self._resampling = resampling
-        self._dataset = gdal.Translate("", dataset, format="VRT", bandList=list(source.bands))
+        bands = list(source.bands)
+        flags = [dataset.GetRasterBand(band).GetMaskFlags() for band in bands]
+        masked = [not flag & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA) for flag in flags]
+        try:
+            if not any(masked):
+                self._datasets = [gdal.Translate("", dataset, format="VRT", bandList=bands)]
+            elif all(flag & gdal.GMF_PER_DATASET for flag, mask in zip(flags, masked) if mask):
+                self._datasets = [gdal.Translate("", dataset, format="VRT", bandList=bands, maskBand=f"mask,{bands[0]}")]
+            else:  # per-band masks: one VRT per band, each with its band's mask
+                self._datasets = [
+                    gdal.Translate("", dataset, format="VRT", bandList=[band],
+                                   **({"maskBand": f"mask,{band}"} if mask else {}))
+                    for band, mask in zip(bands, masked)]
+        except RuntimeError as exc:
+            raise InputDataError(f"Cannot read the bands {bands} of {source.path}: {exc}") from exc
+        self._data_type = dataset.GetRasterBand(bands[0]).DataType
 
     def read(self, row_px: int, col_px: int, height_px: int, width_px: int) -> np.ndarray:
         """Warp the window starting at ``(row_px, col_px)`` of the grid."""
         bounds = self._grid.window_bounds(row_px, col_px, height_px, width_px)
-        try:
-            warped = gdal.Warp(
-                "",
-                self._dataset,
-                format="MEM",
-                outputBounds=bounds,
-                width=width_px,
-                height=height_px,
-                dstSRS=self._grid.crs_wkt,
-                resampleAlg=self._resampling,
-                outputType=gdal.GDT_Float32,
-                dstNodata=float("nan"),
-                errorThreshold=0,
-                warpOptions=["INIT_DEST=NO_DATA"],
-            )
-        except RuntimeError as exc:
-            raise InputDataError(f"Cannot read {self.source.path} onto the target grid: {exc}") from exc
-        data = warped.ReadAsArray()
-        return np.asarray(data, dtype=np.float32).reshape(len(self.source.bands), height_px, width_px)
+        parts = []
+        for dataset in self._datasets:
+            try:
+                warped = gdal.Warp(
+                    "",
+                    dataset,
+                    format="MEM",
+                    outputBounds=bounds,
+                    width=width_px,
+                    height=height_px,
+                    dstSRS=self._grid.crs_wkt,
+                    resampleAlg=self._resampling,
+                    outputType=gdal.GDT_Float32,
+                    dstNodata=float("nan"),
+                    errorThreshold=0,
+                    warpOptions=["INIT_DEST=NO_DATA"],
+                )
+            except RuntimeError as exc:
+                raise InputDataError(f"Cannot read {self.source.path} onto the target grid: {exc}") from exc
+            data = np.asarray(warped.ReadAsArray(), dtype=np.float32)
+            parts.append(data.reshape(dataset.RasterCount, height_px, width_px))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     @property
     def data_type(self) -> int:
         """GDAL data type of the first selected band."""
-        return self._dataset.GetRasterBand(1).DataType
+        return self._data_type
 
 
 @contextlib.contextmanager
