@@ -83,5 +83,9 @@ def raster_destination(algorithm, parameters, context, name):
 
 
 def work_dir():
-    """Processing's temporary folder for scratch files."""
-    return QgsProcessingUtils.tempFolder()
+    """The folder above Processing's per-session temporary folder (the configured temporary folder).
+
+    The core keeps its scratch folders under it in one place, so that a run
+    cleans what runs killed in earlier sessions left behind.
+    """
+    return os.path.dirname(os.path.normpath(QgsProcessingUtils.tempFolder()))

@@ -1,6 +1,7 @@
 """Processing algorithm "Map event landslides" (id ``mapeventlandslides``)."""
 
 import os
+from dataclasses import replace
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -210,16 +211,21 @@ class MapEventLandslides(LandslideAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         """Resolve inputs, run the core (which hands over the polygons as it makes them), return every output."""
         request = self._request(parameters, context, feedback, with_outputs=True)
+        # A GeoPackage file is written by the core with the rasters, all or nothing; other destinations
+        # (a layer of an existing data source, a memory layer) go through the sink.
+        polygons_file = _polygon_file(self, parameters, context)
+        request = replace(request, polygons_path=polygons_file)
         adapter = FeedbackAdapter(feedback)
         polygons = None
         try:
             plan = check_request(request)
-            polygons = _PolygonOutput(self, parameters, context, plan.grid.crs_wkt)
+            if polygons_file is None:
+                polygons = _PolygonOutput(self, parameters, context, plan.grid.crs_wkt)
             result = map_landslides(request, adapter.progress, adapter.is_cancelled, adapter.log, plan=plan,
-                                    on_polygon=polygons.add)
+                                    on_polygon=None if polygons is None else polygons.add)
             # The polygons are written, the rasters have their final names: close the sink last,
-            # so that a failure up to here removes it (the core removes its rasters itself).
-            polygons_id = polygons.finish()
+            # so that a failure up to here removes it (the core removes its own files itself).
+            polygons_id = result.polygons_path if polygons is None else polygons.finish()
         except BaseException as error:
             if polygons is not None:
                 polygons.discard()
@@ -247,6 +253,17 @@ class MapEventLandslides(LandslideAlgorithm):
             f"{result.windows_skipped} skipped."
         )
         return outputs
+
+
+def _polygon_file(algorithm, parameters, context):
+    """The polygon output's path when it is a whole GeoPackage file, else None."""
+    if parameters.get(algorithm.OUTPUT_POLYGONS) is None:
+        return None
+    destination = algorithm.parameterAsOutputLayer(parameters, algorithm.OUTPUT_POLYGONS, context)
+    if destination and "|" not in destination and destination.lower().endswith(".gpkg") \
+            and not destination.lower().startswith(("ogr:", "memory:", "postgis:", "spatialite:")):
+        return destination
+    return None
 
 
 class _PolygonOutput:

@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import html
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
 
-from .errors import CancelledError, GridError, InputDataError
+from .commit import OutputCommit
+from .errors import GridError, InputDataError
 from .grid import (TRUE_SCALE_TOLERANCE, Bounds, Grid, RasterInput, WindowReader, check_bands, choose_metric_srs,
                    describe_scale, footprint_in, gdal_cache_capped, intersect, open_raster, raster_srs, scale_error,
                    transform_bounds, wgs84)
 from .masks import PolygonMask, VectorInput, open_polygon_layer
 from .metrics import Confusion, confusion
-from .tiling import PARTIAL_SUFFIX, GridRasterWriter, Window, commit_partial, plan_windows, remove_file
+from .tiling import GridRasterWriter, Window, plan_windows
 
 gdal.UseExceptions()
 osr.UseExceptions()
@@ -387,56 +385,42 @@ def evaluate(
 
 
 def _evaluate_on_grid(request, plan, progress, is_cancelled) -> EvaluationResult:
-    """Everything after the checks: windows, counts and the final files."""
+    """Everything after the checks: windows, counts and the final files, all or nothing."""
     grid = plan.grid
-    scratch_dir = tempfile.mkdtemp(prefix="landslide_evaluation_", dir=request.work_dir)
-    writer = None
-    partials: List[str] = []
-    try:
-        if request.confusion_path:
-            writer = GridRasterWriter(os.path.join(scratch_dir, "confusion.tif"), grid, gdal.GDT_Byte, NODATA)
-        sources = _Sources(request, plan)
-        counts, areas = _run_windows(request, plan, sources, writer, progress, is_cancelled)
-        if counts.total == 0:
-            raise GridError(
-                "No pixel was evaluated: the prediction's nodata, the valid-data mask and the evaluation area "
-                "leave nothing to compare.")
-        result = EvaluationResult(grid, counts, areas, plan.windows_total, input_names=tuple(request.input_names))
-        if writer is not None:
-            partial = writer.write_partial(request.confusion_path)
-            partials.append(partial)
-            _label_classes(partial)
-        if request.report_path:
-            partial = request.report_path + PARTIAL_SUFFIX
-            partials.append(partial)
-            with open(partial, "w", encoding="utf-8") as handle:
-                handle.write(report_html(result))
-        _raise_if_cancelled(is_cancelled)
-        committed = [commit_partial(p) for p in partials]
-        partials.clear()
-        result.confusion_path = committed[0] if request.confusion_path else None
-        result.report_path = committed[-1] if request.report_path else None
-        progress(1.0)
-        return result
-    finally:
-        for partial in partials:
-            remove_file(partial)
-        if writer is not None:
-            writer.discard()
-        shutil.rmtree(scratch_dir, ignore_errors=True)
+    destinations = [("confusion raster", request.confusion_path), ("evaluation report", request.report_path)]
+    with OutputCommit(destinations, request.work_dir, is_cancelled, prefix="evaluation") as outputs:
+        writer = None
+        try:
+            if request.confusion_path:
+                writer = GridRasterWriter(outputs.scratch_path("confusion.tif"), grid, gdal.GDT_Byte, NODATA)
+            sources = _Sources(request, plan)
+            counts, areas = _run_windows(request, plan, sources, writer, progress, outputs.raise_if_cancelled)
+            if counts.total == 0:
+                raise GridError(
+                    "No pixel was evaluated: the prediction's nodata, the valid-data mask and the evaluation area "
+                    "leave nothing to compare.")
+            result = EvaluationResult(grid, counts, areas, plan.windows_total, input_names=tuple(request.input_names))
+            if writer is not None:
+                _label_classes(writer.write_final(outputs.partial_path(request.confusion_path), "confusion raster"))
+            if request.report_path:
+                with open(outputs.partial_path(request.report_path), "w", encoding="utf-8") as handle:
+                    handle.write(report_html(result))
+            committed = outputs.commit()
+        finally:
+            if writer is not None:
+                writer.discard()
+    result.confusion_path = committed.get(request.confusion_path or "")
+    result.report_path = committed.get(request.report_path or "")
+    progress(1.0)
+    return result
 
 
-def _raise_if_cancelled(is_cancelled: Callable[[], bool]) -> None:
-    if is_cancelled():
-        raise CancelledError("Cancelled by the user; no output was written.")
-
-
-def _run_windows(request, plan, sources, writer, progress, is_cancelled) -> Tuple[Confusion, Dict[str, float]]:
+def _run_windows(request, plan, sources, writer, progress, raise_if_cancelled) -> Tuple[Confusion, Dict[str, float]]:
     windows = plan_windows(plan.grid, request.window_px, 0)
     total = Confusion()
     areas = np.zeros(5, dtype=np.float64)  # indexed by class value
     for done, window in enumerate(windows):
-        _raise_if_cancelled(is_cancelled)
+        raise_if_cancelled()
         truth, predicted, evaluated = sources.read(window)
         counts, classes = compare_window(truth, predicted, evaluated)
         total = total + counts
@@ -446,7 +430,7 @@ def _run_windows(request, plan, sources, writer, progress, is_cancelled) -> Tupl
         if writer is not None:
             writer.write_core(window, classes)
         progress(WINDOW_PROGRESS_SHARE * (done + 1) / len(windows))
-    _raise_if_cancelled(is_cancelled)
+    raise_if_cancelled()
     return total, {"tp": areas[TP], "fp": areas[FP], "fn": areas[FN], "tn": areas[TN]}
 
 

@@ -9,8 +9,6 @@ Memory depends on the window and batch size, never on the scene size.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
@@ -19,14 +17,15 @@ import numpy as np
 from osgeo import gdal
 
 from .card import ModelCard
-from .errors import CancelledError, GridError, InputDataError
+from .commit import OutputCommit
+from .errors import GridError, InputDataError
 from .grid import Extent, Grid, RasterInput, WindowReader, check_bands, gdal_cache_capped, open_raster, plan_grid
 from .masks import PolygonMask, RasterMask, VectorInput
-from .polygons import LandslidePolygon, iter_landslide_polygons
+from .polygons import LandslidePolygon, PolygonFileWriter, iter_landslide_polygons
 from .preprocess import image_to_8bit, model_inputs, resolve_radiometry
 from .session import LandslideModel
 from .terrain import HALO_PX, terrain_features
-from .tiling import PARTIAL_SUFFIX, GridRasterWriter, Window, commit_partial, count_windows, fit_window_px, plan_windows, remove_file
+from .tiling import GridRasterWriter, Window, count_windows, fit_window_px, plan_windows
 
 PROBABILITY_NODATA = -1.0
 MASK_NODATA = 255
@@ -51,6 +50,8 @@ class MappingRequest:
         mask_polygons: Optional cloud/snow polygons.
         probability_path: GeoTIFF to write, or None.
         mask_path: GeoTIFF to write, or None.
+        polygons_path: GeoPackage of the landslide polygons to write, or None
+            (committed with the rasters, all or nothing).
         threshold: Probability threshold; None takes the card's.
         min_area_m2: Smallest polygon kept; None takes the card's.
         window_px: Requested window size (rounded to the card's multiple).
@@ -79,6 +80,7 @@ class MappingRequest:
     mask_polygons: Optional[VectorInput] = None
     probability_path: Optional[str] = None
     mask_path: Optional[str] = None
+    polygons_path: Optional[str] = None
     threshold: Optional[float] = None
     min_area_m2: Optional[float] = None
     window_px: int = DEFAULT_WINDOW_PX
@@ -106,10 +108,11 @@ class MappingResult:
     windows_skipped: int = 0
     probability_path: Optional[str] = None
     mask_path: Optional[str] = None
+    polygons_path: Optional[str] = None
     landslide_count: int = 0
     landslide_area_m2: float = 0.0
     polygons: List[LandslidePolygon] = field(default_factory=list)
-    """The polygons, when no ``on_polygon`` callable took them as they came."""
+    """The polygons, when neither ``on_polygon`` nor ``polygons_path`` took them as they came."""
 
     def count_polygon(self, polygon: LandslidePolygon) -> None:
         """Add a kept polygon to the totals."""
@@ -239,55 +242,61 @@ def map_landslides(
 
 
 def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_cancelled, log, on_polygon) -> MappingResult:
-    """Everything after the checks: windows, polygons and the final files."""
-    scratch_dir = tempfile.mkdtemp(prefix="landslide_", dir=request.work_dir)
-    writers = {
-        "probability": GridRasterWriter(os.path.join(scratch_dir, "probability.tif"), plan.grid, gdal.GDT_Float32, PROBABILITY_NODATA),
-        "mask": GridRasterWriter(os.path.join(scratch_dir, "mask.tif"), plan.grid, gdal.GDT_Byte, MASK_NODATA),
-    }
-    partials: List[str] = []
-    try:
-        sources = _WindowSources(request, plan.grid)
-        log(f"Image values read as: pre {sources.radiometry['pre']}, post {sources.radiometry['post']}.")
-        _run_windows(plan, sources, writers, threshold, request, result, progress, is_cancelled)
-        for writer in writers.values():
-            writer.close()
-        polygon_progress = lambda fraction: progress(WINDOW_PROGRESS_SHARE + POLYGON_PROGRESS_SHARE * fraction)  # noqa: E731
-        polygons = iter_landslide_polygons(writers["mask"].scratch_path, writers["probability"].scratch_path,
-                                           min_area, scratch_dir, is_cancelled, polygon_progress)
+    """Everything after the checks: windows, polygons and the final files, all or nothing."""
+    destinations = [("probability raster", request.probability_path), ("landslide mask", request.mask_path),
+                    ("landslide polygons", request.polygons_path)]
+    with OutputCommit(destinations, request.work_dir, is_cancelled, prefix="mapping") as outputs:
+        writers = {
+            "probability": GridRasterWriter(outputs.scratch_path("probability.tif"), plan.grid, gdal.GDT_Float32,
+                                            PROBABILITY_NODATA),
+            "mask": GridRasterWriter(outputs.scratch_path("mask.tif"), plan.grid, gdal.GDT_Byte, MASK_NODATA),
+        }
+        polygon_file = None
         try:
-            for polygon in polygons:
-                result.count_polygon(polygon)
-                (result.polygons.append if on_polygon is None else on_polygon)(polygon)
+            sources = _WindowSources(request, plan.grid)
+            log(f"Image values read as: pre {sources.radiometry['pre']}, post {sources.radiometry['post']}.")
+            _run_windows(plan, sources, writers, threshold, request, result, progress, outputs.raise_if_cancelled)
+            for writer in writers.values():
+                writer.close()
+            if request.polygons_path:
+                polygon_file = PolygonFileWriter(outputs.partial_path(request.polygons_path), plan.grid.crs_wkt,
+                                                 os.path.splitext(os.path.basename(request.polygons_path))[0])
+            polygon_progress = lambda fraction: progress(WINDOW_PROGRESS_SHARE + POLYGON_PROGRESS_SHARE * fraction)  # noqa: E731
+            polygons = iter_landslide_polygons(writers["mask"].scratch_path, writers["probability"].scratch_path,
+                                               min_area, outputs.dir, is_cancelled, polygon_progress)
+            try:
+                for polygon in polygons:
+                    result.count_polygon(polygon)
+                    if polygon_file is not None:
+                        polygon_file.add(polygon)
+                    if on_polygon is not None:
+                        on_polygon(polygon)
+                    elif polygon_file is None:
+                        result.polygons.append(polygon)
+            finally:
+                polygons.close()  # closes its scratch GeoPackage before the scratch folder goes
+            outputs.raise_if_cancelled()
+            if polygon_file is not None:
+                polygon_file.close()
+            progress(WINDOW_PROGRESS_SHARE + POLYGON_PROGRESS_SHARE)
+            for key, what in (("probability", "probability raster"), ("mask", "landslide mask")):
+                destination = getattr(request, f"{key}_path")
+                if destination:
+                    writers[key].write_final(outputs.partial_path(destination), what)
+            committed = outputs.commit()
         finally:
-            polygons.close()  # closes its scratch GeoPackage before the scratch folder goes
-        _raise_if_cancelled(is_cancelled)
-        progress(WINDOW_PROGRESS_SHARE + POLYGON_PROGRESS_SHARE)
-        destinations = {"probability": request.probability_path, "mask": request.mask_path}
-        for key, destination in destinations.items():
-            if destination:
-                partials.append(writers[key].write_partial(destination))
-        _raise_if_cancelled(is_cancelled)
-        committed = {p[: -len(PARTIAL_SUFFIX)]: commit_partial(p) for p in partials}
-        partials.clear()
-        result.probability_path = committed.get(request.probability_path or "")
-        result.mask_path = committed.get(request.mask_path or "")
-        progress(1.0)
-        return result
-    finally:
-        for partial in partials:
-            remove_file(partial)
-        for writer in writers.values():
-            writer.discard()
-        shutil.rmtree(scratch_dir, ignore_errors=True)
+            if polygon_file is not None:
+                polygon_file.discard()
+            for writer in writers.values():
+                writer.discard()
+    result.probability_path = committed.get(request.probability_path or "")
+    result.mask_path = committed.get(request.mask_path or "")
+    result.polygons_path = committed.get(request.polygons_path or "")
+    progress(1.0)
+    return result
 
 
-def _raise_if_cancelled(is_cancelled: Callable[[], bool]) -> None:
-    if is_cancelled():
-        raise CancelledError("Cancelled by the user; no output was written.")
-
-
-def _run_windows(plan, sources, writers, threshold, request, result, progress, is_cancelled) -> None:
+def _run_windows(plan, sources, writers, threshold, request, result, progress, raise_if_cancelled) -> None:
     """Read, predict and write every window, in batches; the next window is read in a worker thread."""
     batch: List[Tuple[Window, dict, np.ndarray]] = []
     windows = plan_windows(plan.grid, plan.window_px, plan.margin_px)
@@ -306,7 +315,7 @@ def _run_windows(plan, sources, writers, threshold, request, result, progress, i
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslide-reader") as reader:
         pending = reader.submit(sources.read, windows[0], plan.model.card) if windows else None
         for done, window in enumerate(windows):
-            _raise_if_cancelled(is_cancelled)
+            raise_if_cancelled()
             inputs, valid = pending.result()
             if done + 1 < len(windows):
                 pending = reader.submit(sources.read, windows[done + 1], plan.model.card)
@@ -320,7 +329,7 @@ def _run_windows(plan, sources, writers, threshold, request, result, progress, i
                 if len(batch) >= batch_size:
                     flush()
             progress(WINDOW_PROGRESS_SHARE * (done + 1) / len(windows))
-    _raise_if_cancelled(is_cancelled)
+    raise_if_cancelled()
     flush()
 
 

@@ -160,3 +160,57 @@ def _label_statistics(source, mask: gdal.Dataset, probability_path: str, labels_
             rows, cols = min(chunk_px, height - row), min(chunk_px, width - col)
             stats.add(label_band.ReadAsArray(col, row, cols, rows), probability.ReadAsArray(col, row, cols, rows))
     return stats
+
+
+POLYGON_FIELDS = (("id", ogr.OFTInteger), ("area_m2", ogr.OFTReal), ("mean_prob", ogr.OFTReal), ("max_prob", ogr.OFTReal))
+"""Attributes of the landslide polygon output, in order."""
+
+
+class PolygonFileWriter:
+    """Landslide polygons written to a GeoPackage (any file name: the run's partial name) in one transaction.
+
+    Args:
+        path: The file to create (replaced if it exists).
+        crs_wkt: The polygons' CRS (the grid's).
+        layer_name: Name of the layer (the final file's name without extension).
+    """
+
+    def __init__(self, path: str, crs_wkt: str, layer_name: str):
+        self.path = path
+        self.count = 0
+        driver = ogr.GetDriverByName("GPKG")
+        gdal.PushErrorHandler("CPLQuietErrorHandler")  # "extension should be gpkg": it is, once committed
+        try:
+            self._source = driver.CreateDataSource(path)
+        finally:
+            gdal.PopErrorHandler()
+        self._layer = self._source.CreateLayer(layer_name, srs=osr.SpatialReference(wkt=crs_wkt),
+                                               geom_type=ogr.wkbPolygon)
+        for name, kind in POLYGON_FIELDS:
+            self._layer.CreateField(ogr.FieldDefn(name, kind))
+        self._definition = self._layer.GetLayerDefn()
+        self._layer.StartTransaction()
+
+    def add(self, polygon: LandslidePolygon) -> None:
+        """Write one polygon; its ``id`` counts from 1."""
+        self.count += 1
+        feature = ogr.Feature(self._definition)
+        feature.SetGeometry(ogr.CreateGeometryFromWkb(polygon.wkb))
+        for name, value in zip(("id", "area_m2", "mean_prob", "max_prob"),
+                               (self.count, polygon.area_m2, polygon.mean_prob, polygon.max_prob)):
+            feature.SetField(name, value)
+        self._layer.CreateFeature(feature)
+
+    def close(self) -> None:
+        """Commit and close the file (it can then be renamed)."""
+        if self._source is not None:
+            self._layer.CommitTransaction()
+            self._definition = None
+            self._layer = None
+            self._source = None
+
+    def discard(self) -> None:
+        """Close without committing (the caller removes the file)."""
+        self._definition = None
+        self._layer = None
+        self._source = None

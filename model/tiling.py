@@ -9,13 +9,13 @@ NaN when there is none), so predictions reach every edge of the scene.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 from osgeo import gdal
 
+from .commit import remove_file
 from .errors import InputDataError
 from .grid import Grid
 
@@ -110,9 +110,9 @@ class GridRasterWriter:
     """A single-band raster on a grid, filled window by window.
 
     Cores are written into an uncompressed tiled scratch file (so partial
-    block writes never bloat a compressed file); :meth:`finish` copies it to a
-    compressed, tiled GeoTIFF under a ``.partial`` name and renames that to
-    the destination only when complete. :meth:`discard` removes everything.
+    block writes never bloat a compressed file); :meth:`write_final` copies it
+    to a compressed, tiled GeoTIFF (under the partial name the run's
+    :class:`model.commit.OutputCommit` gives). :meth:`discard` removes the scratch file.
     """
 
     def __init__(self, scratch_path: str, grid: Grid, data_type: int, nodata: float):
@@ -141,43 +141,20 @@ class GridRasterWriter:
             self._band = None
             self._dataset = None
 
-    def write_partial(self, destination: str) -> str:
-        """Write the compressed GeoTIFF as ``destination + '.partial'``; return that path.
-
-        Call :func:`commit_partial` to give it its final name, or
-        :func:`remove_file` to drop it.
-        """
+    def write_final(self, path: str, what: str = "output") -> str:
+        """Write the compressed, tiled GeoTIFF to ``path`` (a partial name from
+        :class:`model.commit.OutputCommit`); return ``path``."""
         self.close()
-        partial = destination + PARTIAL_SUFFIX
-        remove_file(partial)
+        remove_file(path)
         try:
             predictor = "PREDICTOR=3" if self._data_type == gdal.GDT_Float32 else "PREDICTOR=2"
-            gdal.Translate(partial, self.scratch_path, format="GTiff", creationOptions=FINAL_TIFF_OPTIONS + [predictor])
+            gdal.Translate(path, self.scratch_path, format="GTiff", creationOptions=FINAL_TIFF_OPTIONS + [predictor])
         except RuntimeError as exc:
-            remove_file(partial)
-            raise InputDataError(f"Cannot write {destination}: {exc}") from exc
-        return partial
+            remove_file(path)
+            raise InputDataError(f"Cannot write the {what} {path}: {exc}") from exc
+        return path
 
     def discard(self) -> None:
         """Remove the scratch file."""
         self.close()
         remove_file(self.scratch_path)
-
-
-PARTIAL_SUFFIX = ".partial"
-
-
-def commit_partial(partial: str) -> str:
-    """Rename a finished ``.partial`` file to its final name and return that name."""
-    destination = partial[: -len(PARTIAL_SUFFIX)]
-    os.replace(partial, destination)
-    return destination
-
-
-def remove_file(path: Optional[str]) -> None:
-    """Remove a file GDAL or Python wrote, if it exists."""
-    if path and os.path.exists(path):
-        try:
-            gdal.Unlink(path)
-        except RuntimeError:
-            os.remove(path)
