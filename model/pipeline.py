@@ -20,6 +20,7 @@ from .card import ModelCard
 from .commit import OutputCommit
 from .errors import GridError, InputDataError
 from .grid import Extent, Grid, RasterInput, WindowReader, check_bands, gdal_cache_capped, open_raster, plan_grid
+from .input_checks import check_mapping_inputs
 from .masks import PolygonMask, RasterMask, VectorInput
 from .polygons import LandslidePolygon, PolygonFileWriter, iter_landslide_polygons
 from .preprocess import image_to_8bit, model_inputs, resolve_radiometry
@@ -131,6 +132,10 @@ class RunPlan:
     windows_total: int
     grid_note: str = ""
     """Why the grid is not in the post image's CRS (empty when it is)."""
+    dem_metres_per_unit: float = 1.0
+    """From the DEM band's unit (feet are converted)."""
+    notes: Tuple[str, ...] = ()
+    """Warnings and conversions for the log."""
 
 
 def check_request(request: MappingRequest) -> RunPlan:
@@ -153,6 +158,12 @@ def check_request(request: MappingRequest) -> RunPlan:
         card.gsd_m,
         request.extent,
     )
+    data_types = [open_raster(source.path).GetRasterBand(source.bands[0]).DataType for source in (request.pre, request.post)]
+    radiometries = [resolve_radiometry(request.radiometry, data_type) for data_type in data_types]
+    metres_per_unit, notes = check_mapping_inputs(request.pre, request.post, request.dem, radiometries, data_types,
+                                                  grid, card.terrain)
+    if metres_per_unit != 1.0:
+        notes.insert(0, f"DEM elevations converted to metres from its band unit (x {metres_per_unit:.6g}).")
     margin = card.context_px if request.margin_px is None else int(request.margin_px)
     window_px = fit_window_px(request.window_px, margin, card.size_multiple_px, grid)
     total = count_windows(grid, window_px, margin)
@@ -161,14 +172,15 @@ def check_request(request: MappingRequest) -> RunPlan:
             f"The area needs {total} windows of {window_px} px, more than the limit of {request.max_windows}: "
             "choose a smaller extent or raise the limit."
         )
-    return RunPlan(model, grid, window_px, margin, total, grid_note)
+    return RunPlan(model, grid, window_px, margin, total, grid_note, metres_per_unit, tuple(notes))
 
 
 class _WindowSources:
     """Readers for every input on the run's grid."""
 
-    def __init__(self, request: MappingRequest, grid: Grid):
+    def __init__(self, request: MappingRequest, grid: Grid, dem_metres_per_unit: float = 1.0):
         self.gsd_m = grid.gsd_m
+        self.dem_metres_per_unit = dem_metres_per_unit
         self.pre = WindowReader(request.pre, grid)
         self.post = WindowReader(request.post, grid)
         self.dem = WindowReader(request.dem, grid)
@@ -187,7 +199,7 @@ class _WindowSources:
         r, c, s = window.row_px, window.col_px, window.size_px
         pre = self.pre.read(r, c, s, s)
         post = self.post.read(r, c, s, s)
-        dem = self.dem.read(r - HALO_PX, c - HALO_PX, s + 2 * HALO_PX, s + 2 * HALO_PX)[0]
+        dem = self.dem.read(r - HALO_PX, c - HALO_PX, s + 2 * HALO_PX, s + 2 * HALO_PX)[0] * self.dem_metres_per_unit
         hillshade, slope = terrain_features(dem, self.gsd_m, self.gsd_m, card.terrain)
         valid = (
             np.isfinite(pre).all(axis=0) & np.isfinite(post).all(axis=0)
@@ -235,8 +247,9 @@ def map_landslides(
         f"({plan.grid.area_km2:.2f} km²); {plan.windows_total} windows of {plan.window_px} px, "
         f"{plan.margin_px} px context margin."
     )
-    if plan.grid_note:
-        log(plan.grid_note)
+    for note in (plan.grid_note,) + plan.notes:
+        if note:
+            log(note)
     with gdal_cache_capped(request.gdal_cache_mb):
         return _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_cancelled, log, on_polygon)
 
@@ -253,7 +266,7 @@ def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_
         }
         polygon_file = None
         try:
-            sources = _WindowSources(request, plan.grid)
+            sources = _WindowSources(request, plan.grid, plan.dem_metres_per_unit)
             log(f"Image values read as: pre {sources.radiometry['pre']}, post {sources.radiometry['post']}.")
             _run_windows(plan, sources, writers, threshold, request, result, progress, outputs.raise_if_cancelled)
             for writer in writers.values():
