@@ -181,6 +181,7 @@ def card_from_json(text: str) -> ModelCard:
             f"The model card has schema version {version!r}; this plugin reads version "
             f"{SCHEMA_VERSION}. Update the plugin or re-export the model."
         )
+    data = _check_field_types(data)
     try:
         inputs = tuple(
             InputSpec(
@@ -205,6 +206,99 @@ def card_from_json(text: str) -> ModelCard:
         raise ModelCardError(f"The model card lacks the field {exc.args[0]!r}.") from exc
     except TypeError as exc:
         raise ModelCardError(f"The model card has a malformed field: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- field types and ranges (issue 13)
+
+_TEXT_FIELDS = ("name", "version", "description", "output_name")
+_NUMBER_FIELDS = {  # field: (lowest, highest, lowest allowed itself)
+    "gsd_m": (0.0, 1000.0, False),
+    "threshold": (-float("inf"), float("inf"), True),  # its range is checked with the card (strictly 0..1)
+    "min_area_m2": (0.0, 1e12, True),
+    "reflectance_saturation": (0.0, 65535.0, False),
+}
+_WHOLE_FIELDS = {  # field: (lowest, highest)
+    "tile_px": (1, 8192),
+    "context_px": (0, 4096),
+    "size_multiple_px": (1, 1024),
+}
+_TERRAIN_NUMBERS = {"azimuth_deg": (0.0, 360.0), "altitude_deg": (0.0, 90.0), "z_factor": (1e-9, 1e9)}
+_TERRAIN_FLAGS = ("hillshade_integer", "fill_missing_neighbours")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+
+
+def _check_field_types(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Refuse card fields of the wrong JSON type or out of range, naming the field; return the data with
+    whole numbers written as floats (``128.0``) turned into ints.
+
+    Runs before the dataclasses are built, so that ``"threshold": "abc"`` or
+    ``"size_multiple_px": 100000`` is a message, not a type error or a 40 GB
+    window later.
+    """
+    data = dict(data)
+
+    def refuse(field_name: str, problem: str) -> None:
+        raise ModelCardError(f"Invalid model card: the field '{field_name}' {problem}.")
+
+    for key in _TEXT_FIELDS:
+        if key in data and not isinstance(data[key], str):
+            refuse(key, f"must be text, not {json.dumps(data[key])}")
+    for key, (low, high, low_ok) in _NUMBER_FIELDS.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if not _is_number(value):
+            refuse(key, f"must be a number, not {json.dumps(value)}")
+        if value < low or value > high or (value == low and not low_ok):
+            refuse(key, f"is {value:g}, outside {'[' if low_ok else '('}{low:g}, {high:g}]")
+    for key, (low, high) in _WHOLE_FIELDS.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if not _is_number(value) or float(value) != int(value):
+            refuse(key, f"must be a whole number of pixels, not {json.dumps(value)}")
+        value = data[key] = int(value)
+        if not low <= value <= high:
+            refuse(key, f"is {value}, outside [{low}, {high}]")
+    if "schema_version" in data and not isinstance(data["schema_version"], int):
+        refuse("schema_version", f"must be a whole number, not {json.dumps(data['schema_version'])}")
+    if "inputs" in data:
+        if not isinstance(data["inputs"], list) or not all(isinstance(spec, dict) for spec in data["inputs"]):
+            refuse("inputs", "must be a list of objects")
+        for index, spec in enumerate(data["inputs"]):
+            for key in ("tensor_name", "role"):
+                if key in spec and not isinstance(spec[key], str):
+                    refuse(f"inputs[{index}].{key}", f"must be text, not {json.dumps(spec[key])}")
+            channels = spec.get("channels", [])
+            if not isinstance(channels, list) or not all(isinstance(c, dict) for c in channels):
+                refuse(f"inputs[{index}].channels", "must be a list of objects")
+            for number, channel in enumerate(channels):
+                for key in ("scale", "offset"):
+                    if key in channel and not _is_number(channel[key]):
+                        refuse(f"inputs[{index}].channels[{number}].{key}",
+                               f"must be a number, not {json.dumps(channel[key])}")
+    terrain = data.get("terrain", {})
+    if not isinstance(terrain, dict):
+        refuse("terrain", "must be an object")
+    for key, (low, high) in _TERRAIN_NUMBERS.items():
+        if key in terrain:
+            if not _is_number(terrain[key]):
+                refuse(f"terrain.{key}", f"must be a number, not {json.dumps(terrain[key])}")
+            if not low <= terrain[key] <= high:
+                refuse(f"terrain.{key}", f"is {terrain[key]:g}, outside [{low:g}, {high:g}]")
+    for key in _TERRAIN_FLAGS:
+        if key in terrain and not isinstance(terrain[key], bool):
+            refuse(f"terrain.{key}", f"must be true or false, not {json.dumps(terrain[key])}")
+    unknown = set(terrain) - set(_TERRAIN_NUMBERS) - set(_TERRAIN_FLAGS) - {"gradient", "slope_units"}
+    if unknown:
+        refuse(f"terrain.{sorted(unknown)[0]}", "is not a field of the terrain recipe")
+    for key in ("provenance", "metrics"):
+        if key in data and not isinstance(data[key], dict):
+            refuse(key, "must be an object")
+    return data
 
 
 _REQUIRED_SCALARS = ("name", "version", "description", "output_name", "gsd_m", "tile_px", "context_px")

@@ -109,3 +109,39 @@ def test_card_is_a_frozen_dataclass():
     assert isinstance(card, ModelCard)
     with pytest.raises(Exception):
         card.threshold = 0.1  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- field types and ranges (issue 13)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update(threshold="abc"), "the field 'threshold' must be a number, not \"abc\""),
+        (lambda d: d.update(tile_px=127.5), "the field 'tile_px' must be a whole number of pixels, not 127.5"),
+        (lambda d: d.update(size_multiple_px=100000), "the field 'size_multiple_px' is 100000, outside [1, 1024]"),
+        (lambda d: d.update(gsd_m=True), "the field 'gsd_m' must be a number, not true"),
+        (lambda d: d.update(gsd_m=0), "the field 'gsd_m' is 0, outside (0, 1000]"),
+        (lambda d: d.update(name=3), "the field 'name' must be text, not 3"),
+        (lambda d: d.update(context_px=None), "the field 'context_px' must be a whole number of pixels, not null"),
+        (lambda d: d["inputs"][0]["channels"][1].update(scale="x"),
+         "the field 'inputs[0].channels[1].scale' must be a number, not \"x\""),
+        (lambda d: d.update(terrain={"z_factor": "2"}), "the field 'terrain.z_factor' must be a number, not \"2\""),
+        (lambda d: d.update(terrain={"hillshade_integer": 1}), "the field 'terrain.hillshade_integer' must be true or false"),
+        (lambda d: d.update(terrain={"azimuth": 300}), "the field 'terrain.azimuth' is not a field of the terrain recipe"),
+        (lambda d: d.update(metrics=[1]), "the field 'metrics' must be an object"),
+    ],
+)
+def test_card_fields_of_the_wrong_type_or_range_are_named(mutate, message):
+    data = json.loads(tiny_card().to_json())
+    mutate(data)
+    with pytest.raises(ModelCardError, match="Invalid model card: " + message.replace("[", r"\[").replace("]", r"\]")
+                       .replace("(", r"\(").replace(")", r"\)")):
+        card_from_json(json.dumps(data))
+
+
+def test_whole_numbers_written_as_floats_are_accepted():
+    data = json.loads(tiny_card().to_json())
+    data["tile_px"] = float(data["tile_px"])
+    card = card_from_json(json.dumps(data))
+    assert card.tile_px == data["tile_px"] and isinstance(card.tile_px, int)
