@@ -86,3 +86,20 @@ def test_run_reports_refusal(qgis_process_env, event_scene, tmp_path):
     assert done.returncode != 0
     assert "Model file not found" in done.stdout + done.stderr
     assert not (tmp_path / "mask.tif").exists()
+
+
+def test_continental_geographic_dem_and_swapped_extent_give_messages_not_aborts(qgis_process_env, red_model, tmp_path):
+    from tests.helpers.scenes import make_event_scene, write_raster
+
+    scene = make_event_scene(str(tmp_path / "scene"), epsg=32654, origin=(500000.0, 3952000.0))  # 35.7 N 141 E
+    dem = write_raster(str(tmp_path / "asia.tif"), np.full((240, 480), 400.0, np.float32) + np.arange(480)[None, :],
+                       (60.0, 0.25, 0, 60.0, 0, -0.25), 4326, gdal.GDT_Float32)  # 60-180 E, 0-60 N
+    common = [f"PRE_IMAGE={scene.pre}", f"POST_IMAGE={scene.post}", f"DEM={dem}", f"MODEL={red_model}"]
+    done = qgis_process(qgis_process_env, "run", ALG_ID, "--", *common, f"OUTPUT_MASK={tmp_path / 'mask.tif'}")
+    assert done.returncode == 0, done.stdout + done.stderr  # aborted with exit 134 before
+    assert gdal.Open(str(tmp_path / "mask.tif")).RasterXSize == 120
+    swapped = qgis_process(qgis_process_env, "run", ALG_ID, "--", *common, "EXTENT=35.70,35.71,141.0,141.01 [EPSG:4326]",
+                           f"OUTPUT_MASK={tmp_path / 'swapped.tif'}")
+    assert swapped.returncode not in (0, 134)
+    assert "beyond ±90°" in swapped.stdout + swapped.stderr and "swapped" in swapped.stdout + swapped.stderr
+    assert not (tmp_path / "swapped.tif").exists()
