@@ -1,5 +1,6 @@
 """Shared fixtures: a headless QGIS with the plugin registered, tiny models, scenes."""
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -10,6 +11,26 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLUGIN_PACKAGE = "landslide_mapper"
 SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 HOKKAIDO_DIR = os.path.join(SHARED_DATA, "hokkaido_2018")
+
+
+TEST_PROCESS_VARIABLE = "LANDSLIDE_TEST_PROCESS"
+"""Set by scripts/test.sh: ``qgis`` for the process that loads QGIS (tests/algorithms), ``core`` for the rest."""
+FORBIDDEN_MODULES = {"qgis": ("tensorflow", "keras", "h5py"), "core": ("qgis",)}
+
+
+def qgis_installed():
+    """Whether QGIS's Python bindings are installed, without importing them into this process."""
+    return importlib.util.find_spec("qgis") is not None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a process of scripts/test.sh loaded what it must keep apart (QGIS vs TensorFlow/h5py)."""
+    part = os.environ.get(TEST_PROCESS_VARIABLE)
+    loaded = sorted({name.split(".")[0] for name in sys.modules} & set(FORBIDDEN_MODULES.get(part, ())))
+    if loaded:
+        sys.stderr.write(f"\nThe '{part}' test process loaded {', '.join(loaded)}, which scripts/test.sh keeps in "
+                         "another process.\n")
+        session.exitstatus = 1
 
 
 def plugin_parent_dir():
