@@ -180,6 +180,8 @@ class EvaluateLandslideMap(LandslideAlgorithm):
             check_request(self._request(parameters, context, QgsProcessingFeedback(), with_outputs=False))
         except (QgsProcessingException, LandslideMapperError) as error:
             return False, str(error)
+        except Exception as error:  # noqa: BLE001 - an exception escaping this C++ virtual aborts qgis_process
+            return False, f"The inputs cannot be checked: {error}"
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)

@@ -59,7 +59,13 @@ def transformation_to_grid(layer_srs: osr.SpatialReference, grid: Grid) -> Optio
     """Transformation from ``layer_srs`` to the grid's CRS, or None when they are the same."""
     grid_srs = osr.SpatialReference(wkt=grid.crs_wkt)
     grid_srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return None if layer_srs.IsSame(grid_srs) else osr.CoordinateTransformation(layer_srs, grid_srs)
+    if layer_srs.IsSame(grid_srs):
+        return None
+    try:
+        return osr.CoordinateTransformation(layer_srs, grid_srs)
+    except (RuntimeError, TypeError) as exc:
+        raise InputDataError(f"No transformation from {layer_srs.GetName()} to the grid's CRS {grid_srs.GetName()}: "
+                             f"{exc}") from exc
 
 
 class RasterMask:
@@ -84,7 +90,10 @@ class PolygonMask:
 
     def __init__(self, source: VectorInput, grid: Grid, what: str = "mask polygons"):
         _, layer, layer_srs = open_polygon_layer(source, what)
-        transform = transformation_to_grid(layer_srs, grid)
+        try:
+            transform = transformation_to_grid(layer_srs, grid)
+        except InputDataError as exc:
+            raise InputDataError(f"The {what} {source.path} cannot be placed on the grid. {exc}") from exc
         grid_srs = osr.SpatialReference(wkt=grid.crs_wkt)
         self._grid = grid
         self._store = ogr.GetDriverByName("Memory").CreateDataSource("")

@@ -223,3 +223,17 @@ def test_crs_label_of_a_utm_zone():
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(32654)
     assert crs_label(srs) == "EPSG:32654"
+
+
+def test_polygon_evaluation_in_web_mercator_is_gridded_in_utm_with_true_areas(tmp_path):
+    x0, y0 = UTM54_ORIGIN
+    square = f"POLYGON(({x0} {y0},{x0 + 1000} {y0},{x0 + 1000} {y0 - 1000},{x0} {y0 - 1000},{x0} {y0}))"
+    utm = write_polygons(str(tmp_path / "utm.gpkg"), [square], 32654)
+    merc = str(tmp_path / "merc.gpkg")
+    gdal.VectorTranslate(merc, utm, dstSRS="EPSG:3857", segmentizeMaxDist=10.0)  # edges stay straight on the ground
+    logs = []
+    result = evaluate(EvaluationRequest(VectorInput(merc), prediction_polygons=VectorInput(merc), pixel_size_m=10.0),
+                      log=logs.append)
+    assert result.grid.crs_label() == "EPSG:32654"
+    assert any("The grid is in EPSG:32654" in line and "EPSG:3857 is not in true ground metres" in line for line in logs)
+    assert result.areas_m2["tp"] == pytest.approx(1e6, rel=0.01)  # 1 km²; 1.52 km² on a 3857 grid
