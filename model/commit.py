@@ -13,7 +13,7 @@ before any long work:
    cleaned (rolled back, or rolled forward when the dead run had already
    started its final renames);
 4. the run gets its own scratch folder under :func:`scratch_root`, held by an
-   OS lock while it lives.
+   OS lock (on ``<folder>.lock`` beside it) while it lives.
 
 Outputs are written as ``<destination>.partial`` (same folder, so the rename
 is atomic) and :meth:`OutputCommit.commit` renames them all at the end, after
@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -38,7 +39,6 @@ from .errors import CancelledError, InputDataError
 PARTIAL_SUFFIX = ".partial"
 SCRATCH_DIR_NAME = "landslide_mapper_runs"
 LOCKS_DIR_NAME = "landslide_mapper_locks"
-_OWNER = "owner.lock"
 _MANIFEST = "partials.json"
 _JOURNAL = "commit.json"
 
@@ -152,32 +152,48 @@ def _write_json(path: str, data) -> None:
     os.replace(temporary, path)
 
 
+ORPHAN_AGE_S = 24 * 3600
+"""A scratch folder without its lock file (a run killed while creating it) is removed after this age."""
+
+
 def clean_stale_runs(root: str, held: Sequence[str] = ()) -> List[str]:
     """Remove the scratch folders (and ``.partial`` files) of runs that died; return the folders removed.
 
-    A folder is stale when its owner lock can be taken. A dead run that had
-    written its rename journal is completed (its partials were all finished);
-    otherwise its partials are removed. Destinations locked by a live run are
-    left alone (that run cleans them itself), except ``held``: those this
-    caller has locked.
+    Each run's folder ``<root>/<name>`` has its lock file ``<root>/<name>.lock``,
+    locked before the folder is made and for as long as the run lives; a run
+    is dead when its lock can be taken. A dead run that had written its rename
+    journal is completed (its partials were all finished); otherwise its
+    partials are removed. Destinations locked by a live run are left alone
+    (that run cleans them itself), except ``held``: those this caller has locked.
     """
-    removed = []
+    removed: List[str] = []
     if not os.path.isdir(root):
         return removed
-    for name in sorted(os.listdir(root)):
-        folder = os.path.join(root, name)
-        if not os.path.isdir(folder):
-            continue
-        owner = FileLock(os.path.join(folder, _OWNER))
-        if not owner.acquire():
-            continue  # a live run
-        try:
-            if _settle(folder, held):
+    names = sorted(os.listdir(root))
+    for name in names:
+        path = os.path.join(root, name)
+        if name.endswith(".lock"):
+            owner = FileLock(path)
+            if not owner.acquire():
+                continue  # a live run
+            try:
+                folder = path[: -len(".lock")]
+                if os.path.isdir(folder):
+                    if not _settle(folder, held):
+                        continue
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+                remove_file(path)
+            finally:
                 owner.release()
-                shutil.rmtree(folder, ignore_errors=True)
-                removed.append(folder)
-        finally:
-            owner.release()
+        elif os.path.isdir(path) and name + ".lock" not in names:
+            try:
+                orphan = time.time() - os.path.getmtime(path) > ORPHAN_AGE_S
+            except OSError:
+                orphan = False
+            if orphan:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
     return removed
 
 
@@ -274,17 +290,21 @@ class OutputCommit:
                     "output name.")
             self._locks.append(lock)
         clean_stale_runs(self.root, held=[path for _, path in self.destinations])
-        for attempt in range(3):  # another run may remove the empty root between makedirs and mkdtemp
-            os.makedirs(self.root, exist_ok=True)
+        folder = os.path.join(self.root, f"{self.prefix}_{uuid.uuid4().hex[:12]}")
+        for attempt in range(3):  # another run may remove the empty root in between
+            owner = FileLock(folder + ".lock")  # locked before the folder exists: never taken for a dead run's
             try:
-                self.dir = tempfile.mkdtemp(prefix=f"{self.prefix}_", dir=self.root)
+                if not owner.acquire():  # pragma: no cover - a fresh name nobody else knows
+                    raise InputDataError(f"Cannot lock the scratch folder {folder}.")
+                self._owner = owner
+                os.mkdir(folder)
                 break
             except FileNotFoundError:
+                owner.release()
+                self._owner = None
                 if attempt == 2:
                     raise
-        self._owner = FileLock(os.path.join(self.dir, _OWNER))
-        if not self._owner.acquire():  # pragma: no cover - a fresh folder nobody else knows
-            raise InputDataError(f"Cannot lock the scratch folder {self.dir}.")
+        self.dir = folder
 
     # ------------------------------------------------------------------ during the run
 
@@ -349,12 +369,18 @@ class OutputCommit:
             for partial in self._partials:
                 remove_file(partial)
             self._partials = []
-        if self._owner is not None:
-            self._owner.release()
-            self._owner = None
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+        if self._owner is not None:
+            if os.name == "nt":  # pragma: no cover - Windows cannot remove an open file
+                self._owner.release()
+            try:
+                remove_file(self._owner.path)  # on POSIX removed while still held: nobody takes it meanwhile
+            except OSError:
+                pass  # a later run's cleaning removes it
+            self._owner.release()
+            self._owner = None
             try:
                 os.rmdir(self.root)  # only when no other run's folder is in it
             except OSError:

@@ -104,19 +104,33 @@ def test_a_later_run_cleans_what_a_killed_run_left(tmp_path, stage):
     script.write_text(KILLED_RUN.format(repo=REPO))
     assert subprocess.run([sys.executable, str(script), a, b, work, stage]).returncode == 9
     root = scratch_root(work)
-    assert len(os.listdir(root)) == 1  # the dead run's scratch folder
+
+    def folders():
+        return [name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name))]
+
+    assert len(folders()) == 1 and len(os.listdir(root)) == 2  # the dead run's scratch folder and its lock file
     if stage == "writing":
         assert os.path.exists(a + ".partial") and os.path.exists(b + ".partial")
     else:
         assert open(a).read() == "new " + a and open(b).read() == "old b"  # half renamed
     with OutputCommit([("other output", str(tmp_path / "c.txt"))], work):
-        assert len(os.listdir(root)) == 1  # only this run's folder
+        assert len(folders()) == 1 and len(os.listdir(root)) == 2  # only this run's folder and lock file
     assert not os.path.exists(root)
     assert not os.path.exists(a + ".partial") and not os.path.exists(b + ".partial")
     if stage == "writing":  # rolled back: the old outputs stay, whole
         assert (open(a).read(), open(b).read()) == ("old a", "old b")
     else:  # rolled forward: the dead run had finished every output
         assert (open(a).read(), open(b).read()) == ("new " + a, "new " + b)
+
+
+def test_a_scratch_folder_without_lock_is_removed_only_when_old(tmp_path):
+    root = scratch_root(str(tmp_path))
+    young, old = os.path.join(root, "run_young"), os.path.join(root, "run_old")
+    os.makedirs(young)
+    os.makedirs(old)
+    os.utime(old, (0, 0))
+    assert clean_stale_runs(root) == [old]
+    assert os.listdir(root) == ["run_young"]
 
 
 def test_a_live_run_is_never_cleaned(tmp_path):
