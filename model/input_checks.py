@@ -161,6 +161,11 @@ def check_radiometry(label: str, image: RasterInput, radiometry: str, data_type:
             f"Image values: reflectance with the +1000 offset was chosen, but half the values of the {label} "
             f"{image.path} lie below 1000 (median {median:,.0f}), which the offset would make negative: choose "
             f"Sentinel-2 L2A reflectance without offset, or {fix}.")
+    if radiometry in ("s2_l2a", "s2_l2a_offset") and high <= 2.0:
+        raise InputDataError(
+            f"Image values: Sentinel-2 L2A reflectance x 10000 was chosen, but the values of the {label} "
+            f"{image.path} stay below 2 (99th percentile {high:.3g}), like reflectance as a fraction: scale the "
+            "image by 10000 (Raster calculator) first.")
     warnings = []
     if radiometry in ("s2_l2a", "s2_l2a_offset") and high <= 255:
         warnings.append(

@@ -147,3 +147,12 @@ def test_8bit_values_stored_as_uint16_read_as_reflectance_are_warned_about(tmp_p
                                         RasterInput(event_scene.dem), work_dir=str(tmp_path), radiometry="auto"))
     assert any("the pre-event image is read as Sentinel-2 L2A reflectance x 10000, but its values stay below 256"
                in note for note in plan.notes)
+
+
+def test_reflectance_as_a_fraction_is_refused(tmp_path, event_scene, red_model):
+    fraction = write_raster(str(tmp_path / "pre_fraction.tif"), gdal.Open(event_scene.pre).ReadAsArray() / 1000.0,
+                            event_scene.geotransform, event_scene.epsg, gdal.GDT_Float32)
+    request = MappingRequest(red_model, RasterInput(fraction, (1, 2, 3)), RasterInput(event_scene.post, (1, 2, 3)),
+                             RasterInput(event_scene.dem), work_dir=str(tmp_path))  # auto: Float32 = reflectance
+    with pytest.raises(InputDataError, match="values of the pre-event image .* stay below 2 .*scale the image by 10000"):
+        check_request(request)

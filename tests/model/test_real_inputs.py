@@ -237,3 +237,24 @@ def test_polygon_evaluation_in_web_mercator_is_gridded_in_utm_with_true_areas(tm
     assert result.grid.crs_label() == "EPSG:32654"
     assert any("The grid is in EPSG:32654" in line and "EPSG:3857 is not in true ground metres" in line for line in logs)
     assert result.areas_m2["tp"] == pytest.approx(1e6, rel=0.01)  # 1 km²; 1.52 km² on a 3857 grid
+
+
+def test_a_transparent_part_of_a_predicted_mask_is_not_evaluated(tmp_path):
+    gt = (UTM54_ORIGIN[0], 10.0, 0.0, UTM54_ORIGIN[1], 0.0, -10.0)
+    dataset = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "mask_alpha.tif"), 40, 30, 2, gdal.GDT_Byte,
+                                                   options=["ALPHA=YES"])
+    dataset.SetGeoTransform(gt)
+    dataset.SetProjection(srs_wkt(32654))
+    dataset.GetRasterBand(1).WriteArray(np.ones((30, 40), np.uint8))
+    alpha = np.full((30, 40), 255, np.uint8)
+    alpha[:, :10] = 0  # transparent: whatever band 1 says there is not a prediction
+    dataset.GetRasterBand(2).WriteArray(alpha)
+    dataset = None
+    x0, y0 = gt[0], gt[3]
+    everything = f"POLYGON(({x0} {y0},{x0 + 400} {y0},{x0 + 400} {y0 - 300},{x0} {y0 - 300},{x0} {y0}))"
+    inventory = write_polygons(str(tmp_path / "inventory.gpkg"), [everything], 32654)
+    result = evaluate(EvaluationRequest(VectorInput(inventory), prediction_raster=RasterInput(str(tmp_path / "mask_alpha.tif")),
+                                        confusion_path=str(tmp_path / "confusion.tif")))
+    assert (result.confusion.tp, result.confusion.fp, result.confusion.fn, result.confusion.tn) == (900, 0, 0, 0)
+    classes = gdal.Open(result.confusion_path).ReadAsArray()
+    assert (classes[:, :10] == 0).all() and (classes[:, 10:] == 1).all()
