@@ -223,18 +223,23 @@ def map_landslides(
 ) -> MappingResult:
     """Run the model over the request's area and write the requested outputs.
 
-    Outputs appear under their final names only when complete; on cancel or
+    Outputs go through :class:`model.commit.OutputCommit`: their folders are
+    checked and their paths locked before the first window, and they appear
+    under their final names only when all are complete, together; on cancel or
     failure every scratch and partial file is removed.
 
     Args:
         on_polygon: Receives each kept landslide polygon as it is made, after
-            every window has run and before the rasters get their final names
+            every window has run and before the outputs get their final names
             (a caller writing them somewhere removes that output when this
-            function raises). Without it the polygons are collected in
-            ``result.polygons``, which holds them all in memory.
+            function raises). Without it, and without ``polygons_path``, the
+            polygons are collected in ``result.polygons``, which holds them
+            all in memory.
 
     Raises:
         CancelledError: ``is_cancelled()`` became true.
+        InputDataError: An output folder is missing or read-only, or another
+            run is writing one of the outputs (before any window runs).
         LandslideMapperError: Any problem with the inputs or the model.
     """
     plan = plan or check_request(request)
