@@ -43,14 +43,19 @@ _MANIFEST = "partials.json"
 _JOURNAL = "commit.json"
 
 
+def _per_user(name: str) -> str:
+    """``name`` made private to this user where the temp folder is shared (``/tmp``)."""
+    return f"{name}_{os.getuid()}" if hasattr(os, "getuid") else name
+
+
 def scratch_root(work_dir: Optional[str] = None) -> str:
     """The folder holding every run's scratch folder (under ``work_dir`` or the system temp folder)."""
-    return os.path.join(work_dir or tempfile.gettempdir(), SCRATCH_DIR_NAME)
+    return os.path.join(work_dir or tempfile.gettempdir(), _per_user(SCRATCH_DIR_NAME))
 
 
 def locks_dir() -> str:
-    """One folder of destination locks for every run on this machine, whatever its work folder."""
-    return os.path.join(tempfile.gettempdir(), LOCKS_DIR_NAME)
+    """One folder of destination locks for every run of this user on this machine, whatever its work folder."""
+    return os.path.join(tempfile.gettempdir(), _per_user(LOCKS_DIR_NAME))
 
 
 class FileLock:
@@ -65,9 +70,16 @@ class FileLock:
         self._handle = None
 
     def acquire(self) -> bool:
-        """Take the lock; False when another holder has it."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        handle = open(self.path, "a+b")
+        """Take the lock; False when another holder has it.
+
+        Raises:
+            InputDataError: The lock file cannot be created.
+        """
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            handle = open(self.path, "a+b")
+        except OSError as exc:
+            raise InputDataError(f"Cannot create the lock file {self.path}: {exc.strerror or exc}.") from exc
         try:
             if os.name == "nt":  # pragma: no cover - exercised on Windows only
                 import msvcrt
@@ -174,8 +186,11 @@ def clean_stale_runs(root: str, held: Sequence[str] = ()) -> List[str]:
         path = os.path.join(root, name)
         if name.endswith(".lock"):
             owner = FileLock(path)
-            if not owner.acquire():
-                continue  # a live run
+            try:
+                if not owner.acquire():
+                    continue  # a live run
+            except InputDataError:
+                continue  # not ours to clean
             try:
                 folder = path[: -len(".lock")]
                 if os.path.isdir(folder):
@@ -214,7 +229,10 @@ def _settle(folder: str, held: Sequence[str]) -> bool:
             if os.path.normcase(os.path.realpath(os.path.abspath(destination))) in held_keys:
                 continue
             lock = destination_lock(destination)
-            if not lock.acquire():
+            try:
+                if not lock.acquire():
+                    return False
+            except InputDataError:
                 return False
             locks.append(lock)
         for partial, final in pairs:

@@ -169,3 +169,41 @@ def test_mapping_writes_the_polygon_geopackage_with_the_rasters(tmp_path, red_mo
     layer = source.GetLayer(0)
     assert layer.GetName() == "landslides"
     assert sorted(f.GetField("area_m2") for f in layer) == sorted(100.0 * h * w for _, _, h, w in scene.slides)
+
+
+KILLED_MAPPING = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {repo!r})
+    from model.grid import RasterInput
+    from model.pipeline import MappingRequest, map_landslides
+    pre, post, dem, model, out, work = sys.argv[1:7]
+    real_replace = os.replace
+    def replace_then_die(source, target):
+        real_replace(source, target)
+        if source.endswith(".partial"):
+            os._exit(9)  # killed right after the first output got its name
+    os.replace = replace_then_die
+    map_landslides(MappingRequest(model, RasterInput(pre, (1, 2, 3)), RasterInput(post, (1, 2, 3)), RasterInput(dem),
+                                  probability_path=os.path.join(out, "probability.tif"),
+                                  mask_path=os.path.join(out, "mask.tif"),
+                                  polygons_path=os.path.join(out, "landslides.gpkg"), work_dir=work))
+""")
+
+
+def test_a_mapping_killed_during_its_renames_is_completed_by_the_next_run(tmp_path, red_model):
+    from osgeo import gdal, ogr
+
+    scene = make_event_scene(str(tmp_path / "scene"))
+    out, work = tmp_path / "out", str(tmp_path / "work")
+    out.mkdir()
+    script = tmp_path / "killed_mapping.py"
+    script.write_text(KILLED_MAPPING.format(repo=REPO))
+    done = subprocess.run([sys.executable, str(script), scene.pre, scene.post, scene.dem, red_model, str(out), work])
+    assert done.returncode == 9
+    assert len([name for name in os.listdir(out) if not name.endswith(".partial")]) == 1  # one output renamed
+    with OutputCommit([("another output", str(tmp_path / "other.tif"))], work):
+        pass  # any later run settles what the killed one left
+    assert sorted(os.listdir(out)) == ["landslides.gpkg", "mask.tif", "probability.tif"]
+    assert (gdal.Open(str(out / "mask.tif")).ReadAsArray() == scene.expected_mask()).all()
+    source = ogr.Open(str(out / "landslides.gpkg"))
+    assert source.GetLayer(0).GetFeatureCount() == len(scene.slides)
