@@ -8,12 +8,12 @@ burnt in one colour, reprojected to the image's CRS.
 
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal, ogr, osr
 
+from .commit import OutputCommit, remove_file
 from .errors import InputDataError
 from .grid import RasterInput, check_bands, open_raster, raster_srs
 from .masks import VectorInput, open_polygon_layer
@@ -73,10 +73,8 @@ def write_overview_png(image: RasterInput, out_path: str, polygons: Optional[Vec
     values = np.stack([b.ReadAsArray(buf_xsize=width, buf_ysize=height, resample_alg=gdal.GRIORA_Average)
                        for b in bands]).astype(np.float32)
     valid = np.ones((height, width), bool)
-    for band, plane in zip(bands, values):
-        nodata = band.GetNoDataValue()
-        if nodata is not None:
-            valid &= plane != nodata
+    for band in bands:  # nodata, alpha, per-dataset and per-band masks alike
+        valid &= band.GetMaskBand().ReadAsArray(buf_xsize=width, buf_ysize=height) > 0
     kind = resolve_radiometry(radiometry, bands[0].DataType)
     rgb = _stretch(image_to_8bit(values, kind, 2000.0), valid)
 
@@ -90,10 +88,10 @@ def write_overview_png(image: RasterInput, out_path: str, polygons: Optional[Vec
         keep_alive, outlines = _outline_layer(polygons, raster_srs(dataset, image.path))
         gdal.RasterizeLayer(memory, [1, 2, 3], outlines, burn_values=list(colour)[:3], options=["ALL_TOUCHED=TRUE"])
         del keep_alive
-    partial = out_path + ".partial.png"
-    gdal.GetDriverByName("PNG").CreateCopy(partial, memory)
-    memory = None
-    if os.path.exists(partial + ".aux.xml"):
-        os.remove(partial + ".aux.xml")
-    os.replace(partial, out_path)
+    with OutputCommit([("overview image", out_path)], prefix="overview") as outputs:
+        partial = outputs.partial_path(out_path)
+        gdal.GetDriverByName("PNG").CreateCopy(partial, memory)
+        memory = None
+        remove_file(partial + ".aux.xml")
+        outputs.commit()
     return out_path
