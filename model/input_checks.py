@@ -34,7 +34,7 @@ MAX_MEDIAN_SLOPE_DEG = 45.0
 """A scene whose sampled median slope is steeper than this is not terrain in metres (a DEM in feet
 taken for metres gives 47° on the sample event, whose true median is 18°)."""
 SAMPLE_PX = 256
-"""Side of each sample window (DEM) or of the decimated read (images)."""
+"""Side of each sample window (DEM on the grid, images on their own pixels)."""
 
 
 def same_file(a: str, b: str) -> bool:
@@ -119,18 +119,27 @@ def check_dem_slopes(dem: RasterInput, grid: Grid, metres_per_unit: float, recip
     return median
 
 
-def image_value_sample(image: RasterInput) -> np.ndarray:
-    """Valid values of the chosen bands, read decimated to at most ``SAMPLE_PX`` x ``SAMPLE_PX``."""
+def image_value_sample(image: RasterInput, size_px: int = SAMPLE_PX) -> np.ndarray:
+    """Valid values of the chosen bands in up to five ``size_px`` windows spread over the image.
+
+    Full-resolution windows (centre and quarter centres), so the cost is the
+    same on any image size, whether it has overviews or not.
+    """
     dataset = open_raster(image.path)
     width, height = dataset.RasterXSize, dataset.RasterYSize
-    step = max(1, int(np.ceil(max(width, height) / SAMPLE_PX)))
-    out_w, out_h = max(1, width // step), max(1, height // step)
+    cols, rows = min(size_px, width), min(size_px, height)
+    offsets = set()
+    for fy, fx in ((0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)):
+        offsets.add((int(min(max(0, fx * width - cols / 2), width - cols)),
+                     int(min(max(0, fy * height - rows / 2), height - rows))))
     values = []
     for number in image.bands:
         band = dataset.GetRasterBand(number)
-        data = band.ReadAsArray(buf_xsize=out_w, buf_ysize=out_h).astype(np.float64)
-        valid = band.GetMaskBand().ReadAsArray(buf_xsize=out_w, buf_ysize=out_h) > 0
-        values.append(data[valid & np.isfinite(data)])
+        mask = band.GetMaskBand()
+        for x, y in sorted(offsets):
+            data = band.ReadAsArray(x, y, cols, rows).astype(np.float64)
+            valid = (mask.ReadAsArray(x, y, cols, rows) > 0) & np.isfinite(data)
+            values.append(data[valid])
     return np.concatenate(values) if values else np.zeros(0)
 
 
