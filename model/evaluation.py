@@ -246,7 +246,8 @@ def _polygon_plan(request, inventory_bounds, inventory_srs, area_bounds, area_sr
     predicted_bounds, predicted_srs = _vector_bounds(request.prediction_polygons, "predicted polygons")
     inventory_what = f"the inventory {_where(request.inventory)}"
     lonlat = transform_bounds(inventory_bounds, inventory_srs, wgs84(), inventory_what)
-    srs, note = choose_metric_srs([predicted_srs, inventory_srs, area_srs], lonlat)
+    srs, note = choose_metric_srs([(predicted_srs, predicted_bounds), (inventory_srs, inventory_bounds),
+                                   (area_srs, area_bounds)], lonlat)
     inventory_box = transform_bounds(inventory_bounds, inventory_srs, srs, inventory_what)
     predicted_box = None if predicted_bounds is None else transform_bounds(
         predicted_bounds, predicted_srs, srs, f"the predicted polygons {_where(request.prediction_polygons)}")

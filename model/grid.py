@@ -11,7 +11,7 @@ import contextlib
 import functools
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal, osr
@@ -393,8 +393,10 @@ def describe_scale(srs: osr.SpatialReference, bounds: Bounds) -> str:
     return f"one {crs_label(srs)} {unit} is {span} m on the ground here"
 
 
-def choose_metric_srs(candidates: Sequence[Optional[osr.SpatialReference]],
-                      bounds_lonlat: Bounds) -> Tuple[osr.SpatialReference, str]:
+Candidate = Union[Optional[osr.SpatialReference], Tuple[osr.SpatialReference, Optional[Bounds]]]
+
+
+def choose_metric_srs(candidates: Sequence[Candidate], bounds_lonlat: Bounds) -> Tuple[osr.SpatialReference, str]:
     """The CRS of a grid in true ground metres over a scene: the one metric-CRS chooser.
 
     The first candidate that is projected in metres and keeps true ground
@@ -403,7 +405,10 @@ def choose_metric_srs(candidates: Sequence[Optional[osr.SpatialReference]],
     the UTM zone of the scene's centre.
 
     Args:
-        candidates: CRSs in order of preference (None entries are skipped).
+        candidates: CRSs in order of preference (None entries are skipped),
+            each optionally with the bounds, in that CRS, of the input it
+            comes from: the scale is then checked there (which also serves
+            scenes across the antimeridian, whose longitude box is loose).
         bounds_lonlat: The scene in WGS 84 longitude/latitude.
 
     Returns:
@@ -411,13 +416,16 @@ def choose_metric_srs(candidates: Sequence[Optional[osr.SpatialReference]],
         sentence saying why the grid is in UTM, for the log.
     """
     reasons = []
-    for srs in candidates:
+    centre = None
+    for candidate in candidates:
+        srs, own = candidate if isinstance(candidate, tuple) else (candidate, None)
         if srs is None:
             continue
+        box = _scene_in(srs, own, bounds_lonlat)
+        if centre is None and box is not None:
+            centre = _lonlat_centre(srs, box)
         if is_metric_projected(srs):
-            try:
-                box = transform_bounds(bounds_lonlat, wgs84(), srs, "the scene")
-            except GridError:
+            if box is None:
                 reasons.append(f"{crs_label(srs)} cannot represent the scene")
                 continue
             if scale_error(srs, box) <= TRUE_SCALE_TOLERANCE:
@@ -427,11 +435,36 @@ def choose_metric_srs(candidates: Sequence[Optional[osr.SpatialReference]],
             reasons.append(f"{crs_label(srs)} is geographic (degrees)")
         else:
             reasons.append(f"{crs_label(srs)} is not in metres ({srs.GetLinearUnitsName()})")
-    x0, y0, x1, y1 = bounds_lonlat
-    utm = utm_srs_for((x0 + x1) / 2, (y0 + y1) / 2)
+    if centre is None:
+        x0, y0, x1, y1 = bounds_lonlat
+        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+    utm = utm_srs_for(*centre)
     note = (f"The grid is in {crs_label(utm)} ({utm.GetName()}), in true ground metres, because "
             f"{'; '.join(reasons) or 'no input CRS was usable'}.")
     return utm, note
+
+
+def _scene_in(srs: osr.SpatialReference, own: Optional[Bounds], bounds_lonlat: Bounds) -> Optional[Bounds]:
+    """The scene in ``srs``: the lon/lat box transformed, within the input's own bounds when known."""
+    try:
+        box = transform_bounds(bounds_lonlat, wgs84(), srs, "the scene")
+    except GridError:
+        box = None
+    if own is None:
+        return box
+    return intersect(own, box) or own
+
+
+def _lonlat_centre(srs: osr.SpatialReference, box: Bounds) -> Optional[Tuple[float, float]]:
+    """Longitude (-180..180) and latitude of the centre of ``box``."""
+    try:
+        lon, lat = osr.CoordinateTransformation(srs, wgs84()).TransformPoint((box[0] + box[2]) / 2,
+                                                                              (box[1] + box[3]) / 2)[:2]
+    except RuntimeError:
+        return None
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        return None
+    return ((lon + 180.0) % 360.0 - 180.0, lat)
 
 
 def footprint_in(path: str, target: osr.SpatialReference, what: Optional[str] = None) -> Bounds:
@@ -495,16 +528,16 @@ def plan_grid(
 ) -> Tuple[Grid, str]:
     """:func:`build_grid` and the note saying why its CRS is not the post image's (empty when it is)."""
     pieces = []
-    post_srs = None
+    post = None
     for label, path in rasters:
         dataset = open_raster(path)
         srs = raster_srs(dataset, path)
         pieces.append((label, dataset_bounds(dataset), srs))
         if path == post_path:
-            post_srs = srs
-    if post_srs is None:
+            post = (srs, pieces[-1][1])
+    if post is None:
         dataset = open_raster(post_path)
-        post_srs = raster_srs(dataset, post_path)
+        post = (raster_srs(dataset, post_path), dataset_bounds(dataset))
     extent_piece = None
     if extent is not None:
         extent_srs = srs_from_user_input(extent.crs)
@@ -519,7 +552,7 @@ def plan_grid(
         lonlat = intersect(lonlat, transform_bounds(extent_piece[1], extent_piece[2], wgs84(), "the extent"))
         if lonlat is None:
             raise GridError("The extent does not overlap the area covered by all inputs.")
-    srs, note = choose_metric_srs([post_srs], lonlat)
+    srs, note = choose_metric_srs([post], lonlat)
     box: Optional[Bounds] = None
     labels: List[str] = []
     for what, bounds, piece_srs in pieces:

@@ -258,3 +258,11 @@ def test_a_transparent_part_of_a_predicted_mask_is_not_evaluated(tmp_path):
     assert (result.confusion.tp, result.confusion.fp, result.confusion.fn, result.confusion.tn) == (900, 0, 0, 0)
     classes = gdal.Open(result.confusion_path).ReadAsArray()
     assert (classes[:, :10] == 0).all() and (classes[:, 10:] == 1).all()
+
+
+def test_a_scene_across_the_antimeridian_keeps_its_utm_zone(tmp_path, red_model):
+    # Fiji, 17 S: UTM zone 60S (central meridian 177 E) runs past 180 degrees at x = 819 km
+    scene = make_event_scene(str(tmp_path / "fiji"), epsg=32760, origin=(815000.0, 8120000.0), cols=800, rows=60)
+    plan = check_request(request_for(scene, red_model, tmp_path))
+    assert epsg_of(plan.grid.crs_wkt) == 32760 and plan.grid_note == ""
+    assert (plan.grid.width_px, plan.grid.height_px) == (800, 60)
