@@ -9,7 +9,7 @@ from osgeo import gdal
 from model.errors import InputDataError
 from model.grid import RasterInput
 from model.pipeline import MappingRequest, check_request, map_landslides
-from tests.helpers.scenes import make_event_scene, write_raster
+from tests.helpers.scenes import write_raster
 from tests.helpers.tiny_models import conv_model
 
 gdal.UseExceptions()
