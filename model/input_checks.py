@@ -12,7 +12,7 @@ the log.
 from __future__ import annotations
 
 import os
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -24,12 +24,29 @@ from .terrain import HALO_PX, terrain_features
 
 gdal.UseExceptions()
 
-METRE_UNITS = ("", "m", "metre", "metres", "meter", "meters")
-FOOT_UNITS = {"ft": 0.3048, "foot": 0.3048, "feet": 0.3048, "international foot": 0.3048, "foot_international": 0.3048,
-              "us survey foot": 1200.0 / 3937.0, "us-ft": 1200.0 / 3937.0, "ftus": 1200.0 / 3937.0,
-              "us_survey_foot": 1200.0 / 3937.0, "foot_us": 1200.0 / 3937.0}
-OTHER_UNITS = {"cm": 0.01, "centimetre": 0.01, "centimetres": 0.01, "dm": 0.1, "decimetre": 0.1, "km": 1000.0,
-               "kilometre": 1000.0, "kilometres": 1000.0}
+US_SURVEY_FOOT = 1200.0 / 3937.0
+INTERNATIONAL_FOOT = 0.3048
+
+
+def unit_to_metres(unit: str) -> Optional[float]:
+    """Metres per unit of an elevation unit as GDAL reports it (``m``, ``metre``, ``ft``, ``US survey foot``...);
+    None for a unit that is no length (``degree``, ``dB``...)."""
+    key = " ".join(unit.lower().replace("_", " ").replace("-", " ").split())
+    if key in ("", "m") or key.startswith("m "):
+        return 1.0
+    if "survey" in key or key in ("us ft", "ftus", "ft us", "foot us", "us foot", "us feet"):
+        return US_SURVEY_FOOT
+    if key in ("ft", "foot", "feet") or key.startswith("ft ") or "foot" in key or "feet" in key:
+        return INTERNATIONAL_FOOT
+    for prefixes, factor in ((("mm", "millimet"), 0.001), (("cm", "centimet"), 0.01), (("dm", "decimet"), 0.1),
+                             (("km", "kilomet"), 1000.0)):
+        if key == prefixes[0] or prefixes[1] in key:
+            return factor
+    if "metre" in key or "meter" in key:
+        return 1.0
+    return None
+
+
 MAX_MEDIAN_SLOPE_DEG = 45.0
 """A scene whose sampled median slope is steeper than this is not terrain in metres (a DEM in feet
 taken for metres gives 47° on the sample event, whose true median is 18°)."""
@@ -63,18 +80,13 @@ def dem_metres_per_unit(dem: RasterInput) -> Tuple[float, str]:
     Returns ``(factor, unit)``; raises when the unit is no length unit.
     """
     dataset = open_raster(dem.path)
-    band = dataset.GetRasterBand(dem.bands[0])
-    unit = (band.GetUnitType() or "").strip()
-    key = unit.lower()
-    if key in METRE_UNITS:
-        return 1.0, unit or "m"
-    if key in FOOT_UNITS:
-        return FOOT_UNITS[key], unit
-    if key in OTHER_UNITS:
-        return OTHER_UNITS[key], unit
-    raise InputDataError(
-        f"DEM: the unit of band {dem.bands[0]} of {dem.path} is '{unit}', which is not a unit of elevation this "
-        "plugin converts (metres, feet, US survey feet, cm, km): convert the DEM to metres or correct its unit.")
+    unit = (dataset.GetRasterBand(dem.bands[0]).GetUnitType() or "").strip()
+    factor = unit_to_metres(unit)
+    if factor is None:
+        raise InputDataError(
+            f"DEM: the unit of band {dem.bands[0]} of {dem.path} is '{unit}', which is not a unit of elevation "
+            "(metres, feet, US survey feet, mm, cm, km): convert the DEM to metres or correct its unit.")
+    return factor, unit or "m"
 
 
 def check_dem_is_elevation(dem: RasterInput) -> None:

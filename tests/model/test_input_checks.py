@@ -156,3 +156,13 @@ def test_reflectance_as_a_fraction_is_refused(tmp_path, event_scene, red_model):
                              RasterInput(event_scene.dem), work_dir=str(tmp_path))  # auto: Float32 = reflectance
     with pytest.raises(InputDataError, match="values of the pre-event image .* stay below 2 .*scale the image by 10000"):
         check_request(request)
+
+
+@pytest.mark.parametrize("unit, factor", [("", 1.0), ("m", 1.0), ("metre", 1.0), ("Meters", 1.0),
+                                          ("m above sea level", 1.0), ("ft", FOOT), ("Feet", FOOT),
+                                          ("US survey foot", 1200 / 3937), ("ftUS", 1200 / 3937), ("cm", 0.01),
+                                          ("degree", None), ("dB", None)])
+def test_elevation_units(unit, factor):
+    from model.input_checks import unit_to_metres
+
+    assert unit_to_metres(unit) == (None if factor is None else pytest.approx(factor))
