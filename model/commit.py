@@ -194,11 +194,18 @@ def clean_stale_runs(root: str, held: Sequence[str] = ()) -> List[str]:
             try:
                 folder = path[: -len(".lock")]
                 if os.path.isdir(folder):
-                    if not _settle(folder, held):
+                    try:
+                        settled = _settle(folder, held)
+                    except OSError:  # an output is open elsewhere: try again next time
+                        settled = False
+                    if not settled:
                         continue
                     shutil.rmtree(folder, ignore_errors=True)
                     removed.append(folder)
-                remove_file(path)
+                try:
+                    remove_file(path)
+                except OSError:  # Windows keeps a held file
+                    pass
             finally:
                 owner.release()
         elif os.path.isdir(path) and name + ".lock" not in names:
