@@ -288,6 +288,7 @@ class OutputCommit:
         self._locks: List[FileLock] = []
         self._owner: Optional[FileLock] = None
         self._partials: List[str] = []
+        self._keep_for_next_run = False
 
     # ------------------------------------------------------------------ opening
 
@@ -374,11 +375,15 @@ class OutputCommit:
         pairs = [(partial, partial[: -len(PARTIAL_SUFFIX)]) for partial in self._partials]
         journal = os.path.join(self.dir, _JOURNAL)
         _write_json(journal, pairs)  # from here on, a run killed mid-way is completed by the next run
-        for partial, final in pairs:
+        for index, (partial, final) in enumerate(pairs):
             try:
                 os.replace(partial, final)
             except OSError as exc:
-                raise InputDataError(f"Cannot give {final} its name: {exc.strerror or exc}. Is it open elsewhere?") from exc
+                if index > 0:  # some outputs are new already: keep journal and partials for the next run to finish
+                    self._keep_for_next_run = True
+                raise InputDataError(
+                    f"Cannot give {final} its name: {exc.strerror or exc}. Is it open elsewhere? "
+                    + ("The next run completes the outputs." if index > 0 else "No output was changed.")) from exc
         remove_file(journal)
         self.committed = True
         self._partials = []
@@ -390,7 +395,9 @@ class OutputCommit:
         self._close()
 
     def _close(self) -> None:
-        if not self.committed:
+        if self._keep_for_next_run:  # a half-done commit: its journal and partials stay for clean_stale_runs
+            self.dir = None
+        if not self.committed and not self._keep_for_next_run:
             for partial in self._partials:
                 remove_file(partial)
             self._partials = []
@@ -400,10 +407,11 @@ class OutputCommit:
         if self._owner is not None:
             if os.name == "nt":  # pragma: no cover - Windows cannot remove an open file
                 self._owner.release()
-            try:
-                remove_file(self._owner.path)  # on POSIX removed while still held: nobody takes it meanwhile
-            except OSError:
-                pass  # a later run's cleaning removes it
+            if not self._keep_for_next_run:
+                try:
+                    remove_file(self._owner.path)  # on POSIX removed while still held: nobody takes it meanwhile
+                except OSError:
+                    pass  # a later run's cleaning removes it
             self._owner.release()
             self._owner = None
             try:

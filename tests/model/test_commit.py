@@ -207,3 +207,31 @@ def test_a_mapping_killed_during_its_renames_is_completed_by_the_next_run(tmp_pa
     assert (gdal.Open(str(out / "mask.tif")).ReadAsArray() == scene.expected_mask()).all()
     source = ogr.Open(str(out / "landslides.gpkg"))
     assert source.GetLayer(0).GetFeatureCount() == len(scene.slides)
+
+
+def test_a_rename_that_fails_half_way_is_completed_by_the_next_run(tmp_path, monkeypatch):
+    from model import commit
+
+    a, b = str(tmp_path / "a.txt"), str(tmp_path / "b.txt")
+    write(a, "old a")
+    write(b, "old b")
+    real_replace = os.replace
+    calls = []
+
+    def replace_failing_on_b(source, target):
+        if source == b + ".partial" and not calls:
+            calls.append(source)
+            raise PermissionError(13, "Permission denied")  # e.g. open in another program on Windows
+        real_replace(source, target)
+
+    monkeypatch.setattr(commit.os, "replace", replace_failing_on_b)
+    with pytest.raises(InputDataError, match="Cannot give .*b.txt its name.*The next run completes the outputs"):
+        with OutputCommit([("a", a), ("b", b)], str(tmp_path)) as outputs:
+            write(outputs.partial_path(a), "new a")
+            write(outputs.partial_path(b), "new b")
+            outputs.commit()
+    assert (open(a).read(), open(b).read()) == ("new a", "old b")
+    with OutputCommit([("c", str(tmp_path / "c.txt"))], str(tmp_path)):
+        pass
+    assert (open(a).read(), open(b).read()) == ("new a", "new b")
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt"]
