@@ -62,7 +62,10 @@ class FileLock:
     """An exclusive, non-blocking OS lock on a file; released by the OS when the process dies.
 
     ``flock`` on POSIX (per open file, so two runs in one process exclude each
-    other too), ``msvcrt.locking`` on Windows. The lock file itself stays.
+    other too), ``msvcrt.locking`` on Windows. On POSIX the holder may remove
+    the file (:meth:`release` with ``remove``): a lock taken on a file that
+    was removed meanwhile is detected (the path no longer names the locked
+    file) and taken again on a fresh file, so lock files do not pile up.
     """
 
     def __init__(self, path: str):
@@ -75,30 +78,45 @@ class FileLock:
         Raises:
             InputDataError: The lock file cannot be created.
         """
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            handle = open(self.path, "a+b")
-        except OSError as exc:
-            raise InputDataError(f"Cannot create the lock file {self.path}: {exc.strerror or exc}.") from exc
-        try:
-            if os.name == "nt":  # pragma: no cover - exercised on Windows only
-                import msvcrt
+        for _ in range(10):
+            try:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                handle = open(self.path, "a+b")
+            except OSError as exc:
+                raise InputDataError(f"Cannot create the lock file {self.path}: {exc.strerror or exc}.") from exc
+            try:
+                if os.name == "nt":  # pragma: no cover - exercised on Windows only
+                    import msvcrt
 
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
+                    handle.seek(0)
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+                else:
+                    import fcntl
 
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            if os.name == "nt" or self._still_named(handle):
+                self._handle = handle
+                return True
+            handle.close()  # its holder removed it between our open and our lock: take the new one
+        return False
+
+    def _still_named(self, handle) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino
         except OSError:
-            handle.close()
             return False
-        self._handle = handle
-        return True
 
-    def release(self) -> None:
-        """Give the lock back (closing the file releases it)."""
+    def release(self, remove: bool = False) -> None:
+        """Give the lock back (closing the file releases it); ``remove`` deletes the lock file first (POSIX)."""
         if self._handle is not None:
+            if remove and os.name != "nt":
+                try:
+                    os.remove(self.path)
+                except OSError:
+                    pass
             try:
                 if os.name == "nt":  # pragma: no cover
                     import msvcrt
@@ -191,6 +209,7 @@ def clean_stale_runs(root: str, held: Sequence[str] = ()) -> List[str]:
                     continue  # a live run
             except InputDataError:
                 continue  # not ours to clean
+            settled = True
             try:
                 folder = path[: -len(".lock")]
                 if os.path.isdir(folder):
@@ -198,16 +217,16 @@ def clean_stale_runs(root: str, held: Sequence[str] = ()) -> List[str]:
                         settled = _settle(folder, held)
                     except OSError:  # an output is open elsewhere: try again next time
                         settled = False
-                    if not settled:
-                        continue
-                    shutil.rmtree(folder, ignore_errors=True)
-                    removed.append(folder)
+                    if settled:
+                        shutil.rmtree(folder, ignore_errors=True)
+                        removed.append(folder)
+            finally:
+                owner.release(remove=settled)  # an unsettled run keeps its lock file for the next cleaner
+            if settled and os.name == "nt":  # pragma: no cover - Windows removes it once closed
                 try:
                     remove_file(path)
-                except OSError:  # Windows keeps a held file
+                except OSError:
                     pass
-            finally:
-                owner.release()
         elif os.path.isdir(path) and name + ".lock" not in names:
             try:
                 orphan = time.time() - os.path.getmtime(path) > ORPHAN_AGE_S
@@ -250,7 +269,7 @@ def _settle(folder: str, held: Sequence[str]) -> bool:
         return True
     finally:
         for lock in locks:
-            lock.release()
+            lock.release(remove=True)
 
 
 class OutputCommit:
@@ -405,19 +424,17 @@ class OutputCommit:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
         if self._owner is not None:
-            if os.name == "nt":  # pragma: no cover - Windows cannot remove an open file
-                self._owner.release()
-            if not self._keep_for_next_run:
+            self._owner.release(remove=not self._keep_for_next_run)  # removed while still held (POSIX)
+            if os.name == "nt" and not self._keep_for_next_run:  # pragma: no cover - Windows: once closed
                 try:
-                    remove_file(self._owner.path)  # on POSIX removed while still held: nobody takes it meanwhile
+                    remove_file(self._owner.path)
                 except OSError:
                     pass  # a later run's cleaning removes it
-            self._owner.release()
             self._owner = None
             try:
                 os.rmdir(self.root)  # only when no other run's folder is in it
             except OSError:
                 pass
         for lock in self._locks:
-            lock.release()
+            lock.release(remove=True)
         self._locks = []

@@ -235,3 +235,37 @@ def test_a_rename_that_fails_half_way_is_completed_by_the_next_run(tmp_path, mon
         pass
     assert (open(a).read(), open(b).read()) == ("new a", "new b")
     assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt"]
+
+
+def test_lock_files_do_not_pile_up_and_a_removed_lock_file_is_taken_afresh(tmp_path):
+    from model.commit import FileLock, destination_lock
+
+    for index in range(5):
+        with OutputCommit([("output", str(tmp_path / f"out{index}.txt"))], str(tmp_path / "work")) as outputs:
+            write(outputs.partial_path(str(tmp_path / f"out{index}.txt")), "x")
+            outputs.commit()
+        assert not os.path.exists(destination_lock(str(tmp_path / f"out{index}.txt")).path)
+    path = str(tmp_path / "a.lock")
+    first, second = FileLock(path), FileLock(path)
+    assert first.acquire()
+    assert not second.acquire()
+    first.release(remove=True)  # removed by its holder: the next one locks a fresh file
+    assert second.acquire() and os.path.exists(path)
+    third = FileLock(path)
+    assert not third.acquire()
+    second.release()
+
+
+def test_a_lock_on_a_file_its_holder_removed_is_not_taken_for_the_lock(tmp_path):
+    from model.commit import FileLock
+
+    path = str(tmp_path / "b.lock")
+    lock = FileLock(path)
+    stale = open(path, "a+b")  # opened just before the holder removed it
+    os.remove(path)
+    open(path, "a+b").close()  # the lock file a later run created
+    assert not lock._still_named(stale)
+    stale.close()
+    fresh = open(path, "a+b")
+    assert lock._still_named(fresh)
+    fresh.close()
