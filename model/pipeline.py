@@ -21,6 +21,7 @@ from osgeo import gdal
 from .card import ModelCard
 from .errors import CancelledError, GridError, InputDataError
 from .grid import Extent, Grid, RasterInput, WindowReader, build_grid, check_bands, gdal_cache_capped, open_raster
+from .mask_buffer import BufferedMask, buffer_radius_px
 from .masks import PolygonMask, RasterMask, VectorInput
 from .polygons import LandslidePolygon, iter_landslide_polygons
 from .preprocess import image_to_8bit, model_inputs, resolve_radiometry
@@ -62,6 +63,10 @@ class MappingRequest:
             (or no valid pixel at all) are skipped and left nodata.
         max_windows: Refuse runs that need more windows than this.
         work_dir: Where scratch files go (default: the system temp dir).
+        mask_buffer_m: The cloud/snow masks are grown by this distance
+            (metres, rounded up to whole pixels); 0 = as given.
+        execution_provider: onnxruntime providers, see
+            :func:`model.session.choose_providers` (``auto`` uses a GPU when present).
         gdal_cache_mb: GDAL's block cache is capped at this size for the run
             (and restored after): by default GDAL may cache 5 % of RAM, which
             the scratch rasters of a large scene would fill. 64 MB ran a
@@ -89,6 +94,8 @@ class MappingRequest:
     max_windows: int = DEFAULT_MAX_WINDOWS
     work_dir: Optional[str] = None
     gdal_cache_mb: int = 64
+    mask_buffer_m: float = 0.0
+    execution_provider: str = "cpu"
 
 
 @dataclass
@@ -140,7 +147,7 @@ def check_request(request: MappingRequest) -> RunPlan:
         if len(source.bands) != (1 if label == "DEM" else 3):
             raise InputDataError(f"The {label} needs {'1 band' if label == 'DEM' else '3 bands (R, G, B)'}.")
         check_bands(open_raster(source.path), source.path, source.bands)
-    model = LandslideModel(request.model_path, request.threads)
+    model = LandslideModel(request.model_path, request.threads, request.execution_provider)
     card = model.card
     grid = build_grid(
         [("the pre-event image", request.pre.path), ("the post-event image", request.post.path), ("the DEM", request.dem.path)],
@@ -176,6 +183,8 @@ class _WindowSources:
             self.masks.append(RasterMask(request.mask_raster, grid))
         if request.mask_polygons is not None:
             self.masks.append(PolygonMask(request.mask_polygons, grid))
+        radius = buffer_radius_px(request.mask_buffer_m, grid.gsd_m)
+        self.masks = [BufferedMask(mask, radius) for mask in self.masks] if radius else self.masks
 
     def read(self, window: Window, card: ModelCard) -> Tuple[dict, np.ndarray]:
         """Model inputs and the validity of one window."""
