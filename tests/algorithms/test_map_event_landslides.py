@@ -312,7 +312,7 @@ def _masked_scene(tmp_path):
 def test_nodata_and_cloud_masks_are_nodata_everywhere(qgis_app, tmp_path, red_model, out_dir):
     scene, pre_path, cloud_path, polygons_path, nodata = _masked_scene(tmp_path)
     result = run(params(scene, red_model, out_dir, PRE_IMAGE=pre_path, MASK_RASTER=cloud_path,
-                        MASK_POLYGONS=polygons_path))
+                        MASK_POLYGONS=polygons_path, MASK_BUFFER=0))
 
     expected_mask = np.where(nodata, 255, scene.expected_mask()).astype(np.uint8)
     expected_probability = np.where(nodata, -1.0, expected_red_difference(scene.pre_red, scene.post_red))
@@ -340,12 +340,34 @@ def test_nodata_and_cloud_masks_are_nodata_everywhere(qgis_app, tmp_path, red_mo
         assert feature["geometry"].Intersection(masked).GetArea() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_cloud_masks_are_buffered_by_default_and_image_nodata_is_not(qgis_app, tmp_path, red_model, out_dir):
+    from landslide_mapper.algorithms.map_event_landslides import DEFAULT_MASK_BUFFER_M
+    from landslide_mapper.model.mask_buffer import dilate_disk
+
+    scene, pre_path, cloud_path, polygons_path, _ = _masked_scene(tmp_path)
+    pre_nodata = gdal.Open(pre_path).ReadAsArray()[0] == 0
+    clouds = np.zeros(scene.shape, bool)
+    clouds[75:93, 0:16] = True   # the mask raster's box
+    clouds[35:46, 60:100] = True  # the mask polygon's box
+    for buffer_m, key in ((DEFAULT_MASK_BUFFER_M, None), (30.0, 30.0)):
+        overrides = dict(PRE_IMAGE=pre_path, MASK_RASTER=cloud_path, MASK_POLYGONS=polygons_path)
+        if key is not None:
+            overrides["MASK_BUFFER"] = key
+        folder = out_dir / f"buffer_{buffer_m:g}"
+        folder.mkdir()
+        result = run(params(scene, red_model, folder, **overrides))
+        left_out = pre_nodata | dilate_disk(clouds, int(math.ceil(buffer_m / 10.0)))
+        expected = np.where(left_out, 255, scene.expected_mask()).astype(np.uint8)
+        np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], expected)
+    assert DEFAULT_MASK_BUFFER_M > 0
+
+
 def test_windows_below_the_valid_fraction_are_skipped(qgis_app, tmp_path, red_model, out_dir):
     scene, pre_path, cloud_path, polygons_path, nodata = _masked_scene(tmp_path)
     window = 32
     step = window - 2 * tiny_card().context_px
     result = run(params(scene, red_model, out_dir, PRE_IMAGE=pre_path, MASK_RASTER=cloud_path,
-                        MASK_POLYGONS=polygons_path, WINDOW_SIZE=window, MIN_VALID_FRACTION=1.0))
+                        MASK_POLYGONS=polygons_path, MASK_BUFFER=0, WINDOW_SIZE=window, MIN_VALID_FRACTION=1.0))
 
     # Every core holding a nodata pixel is skipped and left nodata as a whole.
     expected = scene.expected_mask().copy()
