@@ -30,10 +30,10 @@ from qgis.core import (
 from osgeo import ogr
 from qgis.PyQt.QtCore import QVariant
 
-from ..model.errors import LandslideMapperError
+from ..model.errors import LandslideMapperError, RuntimeDependencyError
 from ..model.pipeline import DEFAULT_MAX_WINDOWS, DEFAULT_WINDOW_PX, MappingRequest, check_request, map_landslides
 from ..model.preprocess import RADIOMETRIES
-from ..model.session import EXECUTION_PROVIDERS, onnxruntime_missing_reason
+from ..model.session import EXECUTION_PROVIDERS, choose_providers, import_onnxruntime, onnxruntime_missing_reason
 from .base import FeedbackAdapter, LandslideAlgorithm, processing_error
 from .default_model import default_card_values, default_model_path
 from .inputs import (
@@ -234,6 +234,17 @@ class MapEventLandslides(LandslideAlgorithm):
             value = self.parameterAsString(parameters, bands_name, context)
         return parse_bands(value, 3, label), label
 
+    def _execution_provider(self, parameters, context):
+        """The provider choice; a GPU provider this onnxruntime does not offer is refused naming the parameter."""
+        choice = EXECUTION_PROVIDERS[self.parameterAsEnum(parameters, self.EXECUTION_PROVIDER, context)]
+        if choice not in ("auto", "cpu"):
+            try:
+                choose_providers(choice, import_onnxruntime().get_available_providers())
+            except RuntimeDependencyError as error:
+                raise QgsProcessingException(
+                    f"{parameter_label(self, self.EXECUTION_PROVIDER)}: {str(error).split(': ', 1)[-1]}") from None
+        return choice
+
     def _card_value(self, parameters, context, name, model, card_value_index):
         """A threshold / minimum area: None (the model card's) when unset, or when it is the default model's
         card value shown in the dialog but another model was chosen."""
@@ -271,7 +282,7 @@ class MapEventLandslides(LandslideAlgorithm):
             threshold=self._card_value(parameters, context, self.THRESHOLD, model, 0),
             min_area_m2=self._card_value(parameters, context, self.MIN_AREA_M2, model, 1),
             mask_buffer_m=buffer_m,
-            execution_provider=EXECUTION_PROVIDERS[self.parameterAsEnum(parameters, self.EXECUTION_PROVIDER, context)],
+            execution_provider=self._execution_provider(parameters, context),
             window_px=self.parameterAsInt(parameters, self.WINDOW_SIZE, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             threads=self.parameterAsInt(parameters, self.THREADS, context),

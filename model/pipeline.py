@@ -35,6 +35,11 @@ DEFAULT_WINDOW_PX = 1024  # measured in benchmarks/: fastest with peak memory un
 DEFAULT_MAX_WINDOWS = 250_000
 WINDOW_PROGRESS_SHARE = 0.85
 POLYGON_PROGRESS_SHARE = 0.1
+RADIOMETRY_WORDS = {
+    "8bit": "8-bit RGB",
+    "s2_l2a": "Sentinel-2 L2A reflectance",
+    "s2_l2a_offset": "Sentinel-2 L2A reflectance with the +1000 offset",
+}
 
 
 @dataclass(frozen=True)
@@ -253,7 +258,8 @@ def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_
     partials: List[str] = []
     try:
         sources = _WindowSources(request, plan.grid)
-        log(f"Image values read as: pre {sources.radiometry['pre']}, post {sources.radiometry['post']}.")
+        log(f"Image type: pre-event image read as {RADIOMETRY_WORDS.get(sources.radiometry['pre'], sources.radiometry['pre'])}, "
+            f"post-event image as {RADIOMETRY_WORDS.get(sources.radiometry['post'], sources.radiometry['post'])}.")
         _run_windows(plan, sources, writers, threshold, request, result, progress, is_cancelled)
         for writer in writers.values():
             writer.close()
