@@ -69,7 +69,8 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
                    check=True, capture_output=True)
     (archive,) = list(tmp_path.glob("landslide_mapper-*.zip"))
     names = zipfile.ZipFile(archive).namelist()
-    for required in ("metadata.txt", "__init__.py", "plugin.py", "algorithms/provider.py", "model/pipeline.py",
+    for required in ("metadata.txt", "__init__.py", "plugin.py", "deps.py", "install_dialog.py",
+                     "algorithms/provider.py", "model/pipeline.py",
                      "resources/styles/mask.qml", "resources/help/mapeventlandslides.html"):
         assert f"landslide_mapper/{required}" in names
     assert not [n for n in names if n.split("/")[1] in ("training", "tests", "benchmarks", ".venv") or "__pycache__" in n]
