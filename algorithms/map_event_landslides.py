@@ -145,14 +145,6 @@ class MapEventLandslides(LandslideAlgorithm):
                 optional=True,
             )
         )
-        self.addParameter(
-            QgsProcessingParameterRasterLayer(
-                self.MASK_RASTER, self.tr("Clouds and snow to leave out (raster: non-zero = leave out)"), optional=True)
-        )
-        # Optional with a default: QGIS 3.22's modeler refuses a child whose non-optional number is left unset.
-        self.addParameter(QgsProcessingParameterNumber(
-            self.MASK_BUFFER, self.tr("Also leave out this far around clouds and snow (m)"),
-            QgsProcessingParameterNumber.Double, DEFAULT_MASK_BUFFER_M, optional=True, minValue=0.0, maxValue=5000.0))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to map"), optional=True))
         default_model = default_model_path()
         self.addParameter(
@@ -188,6 +180,12 @@ class MapEventLandslides(LandslideAlgorithm):
     def _add_advanced_parameters(self):
         # Optional with a default: QGIS 3.22 refuses a missing value of a non-optional parameter even with a default.
         advanced = (
+            QgsProcessingParameterRasterLayer(
+                self.MASK_RASTER, self.tr("Clouds and snow to leave out (raster: non-zero = leave out)"), optional=True),
+            # Optional with a default: QGIS 3.22's modeler refuses a child whose non-optional number is left unset.
+            QgsProcessingParameterNumber(
+                self.MASK_BUFFER, self.tr("Also leave out this far around clouds and snow (m)"),
+                QgsProcessingParameterNumber.Double, DEFAULT_MASK_BUFFER_M, optional=True, minValue=0.0, maxValue=5000.0),
             QgsProcessingParameterString(self.PRE_BANDS, self.tr("Pre-event image: red, green, blue band numbers"),
                                          "1,2,3", optional=True),
             QgsProcessingParameterString(self.POST_BANDS, self.tr("Post-event image: red, green, blue band numbers"),

@@ -29,12 +29,13 @@ class LoadOrder:
         ranked = sorted((child for _, child in ours), key=lambda child: self.rank_of[child.layerId()])
         if [child for _, child in ours] == ranked:
             return
+        # Clones go in first, the originals out after: a layer whose last tree node goes is removed from
+        # the project by QGIS's layer-tree bridge.
         first = ours[0][0]
-        clones = [child.clone() for child in ranked]
+        for offset, child in enumerate(ranked):
+            parent.insertChildNode(first + offset, child.clone())
         for _, child in ours:
             parent.removeChildNode(child)
-        for offset, clone in enumerate(clones):
-            parent.insertChildNode(first + offset, clone)
 
 
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):

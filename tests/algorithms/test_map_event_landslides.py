@@ -795,11 +795,12 @@ def test_dialog_layout_defaults_and_discoverability(qgis_app):
     definitions = {d.name(): d for d in algorithm.parameterDefinitions()}
     advanced = {name for name, d in definitions.items() if d.flags() & QgsProcessingParameterDefinition.FlagAdvanced}
     hidden = {name for name, d in definitions.items() if d.flags() & QgsProcessingParameterDefinition.FlagHidden}
-    assert {"PRE_BANDS", "POST_BANDS", "DEM_BAND", "EXECUTION_PROVIDER", "WINDOW_SIZE", "THREADS"} <= advanced
+    assert {"PRE_BANDS", "POST_BANDS", "DEM_BAND", "EXECUTION_PROVIDER", "WINDOW_SIZE", "THREADS", "MASK_RASTER",
+            "MASK_BUFFER"} <= advanced
     assert hidden == {"PRE_RED_BAND", "PRE_GREEN_BAND", "PRE_BLUE_BAND", "POST_RED_BAND", "POST_GREEN_BAND",
                       "POST_BLUE_BAND"}
     visible = [name for name, d in definitions.items() if name not in advanced | hidden and not d.isDestination()]
-    assert len(visible) <= 11 and "band" not in " ".join(visible).lower()
+    assert len(visible) <= 9 and "band" not in " ".join(visible).lower()
     assert definitions["PRE_BANDS"].defaultValue() == "1,2,3" == definitions["POST_BANDS"].defaultValue()
     # the default model's card values are the shown defaults
     assert definitions["THRESHOLD"].defaultValue() == pytest.approx(0.97)
