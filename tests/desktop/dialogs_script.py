@@ -181,7 +181,6 @@ def search_toolbox():
 
 def grab_toolbox():
     grab(toolbox(), "toolbox_search_earthquake.png")
-    algorithm = QApplication.instance().processingRegistry() if False else None  # noqa: F841
     from qgis.core import QgsApplication
 
     alg = QgsApplication.processingRegistry().algorithmById(state["map_alg"])
