@@ -250,7 +250,8 @@ class MapEventLandslides(LandslideAlgorithm):
             return None
         value = self.parameterAsDouble(parameters, name, context)
         shown = default_card_values()[card_value_index]
-        if shown is not None and value == shown and model != default_model_path():
+        default = default_model_path()
+        if shown is not None and value == shown and (default is None or os.path.realpath(model) != os.path.realpath(default)):
             return None
         return value
 
