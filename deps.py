@@ -86,13 +86,23 @@ def find_python():
     return None
 
 
-def numpy_version():
-    """The numpy QGIS runs (onnxruntime must work with it), or None."""
+def numpy_version(python=None):
+    """The numpy of ``python`` (default: this process, which inside QGIS is QGIS's), or None.
+
+    onnxruntime must work with it: pip is told to keep exactly this version.
+    """
+    if python is None:
+        try:
+            import numpy
+        except ImportError:
+            return None
+        return numpy.__version__
     try:
-        import numpy
-    except ImportError:
+        done = subprocess.run([python, "-I", "-c", "import numpy; print(numpy.__version__)"], capture_output=True,
+                              text=True, timeout=120, env=subprocess_environment(), **_no_window())
+    except (OSError, subprocess.SubprocessError):
         return None
-    return numpy.__version__
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def install_command(python, target, numpy_pin=None):
@@ -160,7 +170,7 @@ def install(target, python=None, log=print):
     if python is None:
         return False, ("Could not find the Python interpreter QGIS runs (Python %d.%d)." % sys.version_info[:2])
     os.makedirs(target, exist_ok=True)
-    command = install_command(python, target, numpy_version())
+    command = install_command(python, target, numpy_version(python))
     log(" ".join(command))
     done = subprocess.run(command, capture_output=True, text=True, env=subprocess_environment(), **_no_window())
     log(done.stdout + done.stderr)

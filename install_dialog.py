@@ -49,7 +49,7 @@ class InstallDialog(QDialog):
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMinimumSize(640, 220)
-        layout.addWidget(self.log)
+        layout.addWidget(self.log, 1)
         self.result = QLabel("")
         self.result.setWordWrap(True)
         layout.addWidget(self.result)
@@ -61,6 +61,7 @@ class InstallDialog(QDialog):
         self.install_button.clicked.connect(self.start)
         self.close_button.clicked.connect(self.reject)
         layout.addWidget(self.buttons)
+        self.resize(760, 520)
 
     def _intro_text(self):
         if self.python is None:
@@ -80,12 +81,12 @@ class InstallDialog(QDialog):
         self.progress.setRange(0, 0)  # busy: pip does not report a fraction
         self.progress.setFormat("Installing...")
         os.makedirs(self.target, exist_ok=True)
-        self._run("pip", deps.install_command(self.python, self.target, deps.numpy_version()))
+        self._run("pip", deps.install_command(self.python, self.target, deps.numpy_version(self.python)))
 
-    def _run(self, step, command):
+    def _run(self, step, command, shown=None):
         self._step = step
         self._output = []
-        self.log.appendPlainText("$ " + " ".join(command))
+        self.log.appendPlainText("$ " + (shown or " ".join(command)))
         process = QProcess(self)
         environment = QProcessEnvironment()
         for key, value in deps.subprocess_environment().items():
@@ -114,7 +115,8 @@ class InstallDialog(QDialog):
                 self._done(False, deps.failure_message(self.python, output))
                 return
             deps.remove_numpy_copy(self.target)
-            self._run("verify", deps.verify_command(self.python, self.target))
+            self._run("verify", deps.verify_command(self.python, self.target),
+                      f"{self.python}: import onnxruntime from {self.target}")
         elif self._step == "verify":
             if exit_code != 0:
                 self._done(False, f"onnxruntime was installed into {self.target} but does not import:\n"
@@ -134,6 +136,8 @@ class InstallDialog(QDialog):
         colour = "#1a7f37" if ok else "#b42318"
         title = "Installed." if ok else "Not installed."
         self.result.setText(f"<b style='color:{colour}'>{title}</b> " + message.replace("\n", "<br>"))
+        self.layout().activate()
+        self.resize(self.width(), max(self.height(), self.sizeHint().height()))
         self.close_button.setEnabled(True)
         self.install_button.setEnabled(not ok and self.python is not None)
         self.finished_install.emit(ok, message)

@@ -112,6 +112,11 @@ def test_dialog_installs_onnxruntime_for_real_and_qgis_python_imports_it(gui_app
     assert ok, f"{message}\n{log[-3000:]}"
     assert "installed into" in message and "Installed." in dialog.result.text()
     assert "--target" in log
+    assert f"numpy=={deps.numpy_version(python)}" in log  # pinned to that interpreter's numpy
+    keep = os.environ.get("LANDSLIDE_SCREENSHOTS_DIR")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        dialog.grab().save(os.path.join(keep, "install_onnxruntime.png"))
     assert not os.path.exists(os.path.join(target, "numpy"))  # QGIS's numpy is the one used
     # QGIS's own interpreter, isolated from any venv, runs the default model with it.
     code = ("import sys; sys.path.append(sys.argv[1]); import numpy, onnxruntime; "
