@@ -37,7 +37,7 @@ class EvaluateLandslideMap(LandslideAlgorithm):
     INVENTORY = "INVENTORY"
     EVALUATION_AREA = "EVALUATION_AREA"
     MASK_RASTER = "MASK_RASTER"
-    VALID_MASK = "VALID_MASK"  # before 0.2 (non-zero = valid); hidden, still accepted
+    VALID_MASK = "VALID_MASK"  # the first release's convention (non-zero = valid); hidden, still accepted
     PIXEL_SIZE = "PIXEL_SIZE"
     WINDOW_SIZE = "WINDOW_SIZE"
     OUTPUT_CONFUSION = "OUTPUT_CONFUSION"

@@ -73,7 +73,7 @@ class MapEventLandslides(LandslideAlgorithm):
     PRE_BANDS = "PRE_BANDS"
     POST_IMAGE = "POST_IMAGE"
     POST_BANDS = "POST_BANDS"
-    # Before 0.2 each colour had its own parameter; still accepted (hidden) so old scripts and models run.
+    # The first release had one parameter per colour; still accepted (hidden) so old scripts and models run.
     LEGACY_PRE_BANDS = ("PRE_RED_BAND", "PRE_GREEN_BAND", "PRE_BLUE_BAND")
     LEGACY_POST_BANDS = ("POST_RED_BAND", "POST_GREEN_BAND", "POST_BLUE_BAND")
     DEM = "DEM"
