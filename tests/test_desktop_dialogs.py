@@ -25,16 +25,8 @@ SCREENSHOTS = ("toolbox_search_earthquake.png", "map_dialog_opened.png", "map_di
                "evaluate_dialog_log.png", "evaluate_window.png")
 
 
-def _missing():
-    return [tool for tool in ("xvfb-run", "qgis") if shutil.which(tool) is None]
-
-
-@pytest.fixture(scope="module")
-def desktop_run(tmp_path_factory):
-    missing = _missing()
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed (bash scripts/setup_debian.sh installs them)")
-    base = tmp_path_factory.mktemp("desktop")
+def _install_profile(base):
+    """A fresh QGIS profile with the plugin installed from its zip and enabled; returns --profiles-path."""
     profiles = base / "qgis"  # --profiles-path: QGIS keeps profiles in <it>/profiles/<name>
     plugins_dir = profiles / "profiles" / "test" / "python" / "plugins"
     plugins_dir.mkdir(parents=True)
@@ -46,6 +38,25 @@ def desktop_run(tmp_path_factory):
     ini.parent.mkdir(parents=True)
     ini.write_text("[PythonPlugins]\nlandslide_mapper=true\nprocessing=true\n\n"
                    "[qgis]\ncheckVersion=false\nshowTips322=false\n\n[core]\nFirstRun=false\n")
+    return profiles
+
+
+def _qgis_command(profiles, script):
+    return ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "qgis", "--profiles-path", str(profiles),
+            "--profile", "test", "--nologo", "--noversioncheck", "--code", script]
+
+
+def _missing():
+    return [tool for tool in ("xvfb-run", "qgis") if shutil.which(tool) is None]
+
+
+@pytest.fixture(scope="module")
+def desktop_run(tmp_path_factory):
+    missing = _missing()
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (bash scripts/setup_debian.sh installs them)")
+    base = tmp_path_factory.mktemp("desktop")
+    profiles = _install_profile(base)
     out = base / "out"
     out.mkdir()
     env = dict(os.environ)
@@ -56,9 +67,7 @@ def desktop_run(tmp_path_factory):
         "PYTHONPATH": os.pathsep.join(p for p in (sysconfig.get_paths()["purelib"], env.get("PYTHONPATH")) if p),
     })
     env.pop("QT_QPA_PLATFORM", None)  # a real (virtual) display, not offscreen
-    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "qgis", "--profiles-path", str(profiles),
-               "--profile", "test", "--nologo", "--noversioncheck", "--code", SCRIPT]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=420)
+    done = subprocess.run(_qgis_command(profiles, SCRIPT), env=env, capture_output=True, text=True, timeout=420)
     report_path = out / "report.json"
     assert report_path.is_file(), f"QGIS left no report (rc {done.returncode}):\n{done.stderr[-4000:]}"
     report = json.loads(report_path.read_text())
@@ -117,4 +126,49 @@ def test_screenshots_are_saved(desktop_run):
     if keep:  # e.g. docs/screenshots to refresh the README's pictures
         os.makedirs(keep, exist_ok=True)
         for name in SCREENSHOTS:
+            shutil.copy(out / name, os.path.join(keep, name))
+
+
+INSTALL_SCRIPT = os.path.join(REPO_ROOT, "tests", "desktop", "install_script.py")
+
+
+def test_desktop_without_onnxruntime_offers_the_install_and_it_works(tmp_path):
+    """QGIS without onnxruntime (no venv on its path): the message bar offers the install; clicking through
+    installs it with QGIS's own Python into the profile and the algorithm can run, without a restart."""
+    missing = _missing()
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (bash scripts/setup_debian.sh installs them)")
+    probe = subprocess.run(["/usr/bin/python3", "-I", "-c", "import onnxruntime"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("QGIS's own Python already has onnxruntime, so the plugin has nothing to offer")
+    import socket
+
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=5).close()
+    except OSError:
+        pytest.skip("pypi.org is not reachable from this machine")
+    profiles = _install_profile(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "QT_QPA_PLATFORM", "VIRTUAL_ENV")}
+    env["LANDSLIDE_DESKTOP_OUT"] = str(out)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
+    done = subprocess.run(_qgis_command(profiles, INSTALL_SCRIPT), env=env, capture_output=True, text=True,
+                          timeout=720)
+    report_path = out / "report.json"
+    assert report_path.is_file(), f"QGIS left no report (rc {done.returncode}):\n{done.stderr[-4000:]}"
+    report = json.loads(report_path.read_text())
+    assert not report["errors"], "\n".join(report["errors"])
+    assert report["can_execute_before"][0] is False
+    assert "Install onnxruntime" in report["can_execute_before"][1]
+    assert report["offered_in_message_bar"] and report["dialog_opened"]
+    assert report["install_ok"], report["install_message"]
+    target = profiles / "profiles" / "test" / "landslide_mapper" / "python"
+    assert str(target) in report["install_message"] and (target / "onnxruntime").is_dir()
+    assert report["can_execute_after"][0] is True
+    keep = os.environ.get("LANDSLIDE_SCREENSHOTS_DIR")
+    for name in ("install_offered.png", "install_dialog_opened.png", "install_dialog_done.png"):
+        assert (out / name).is_file(), name
+        if keep:
+            os.makedirs(keep, exist_ok=True)
             shutil.copy(out / name, os.path.join(keep, name))
