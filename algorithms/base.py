@@ -1,5 +1,6 @@
 """What every algorithm of the plugin shares: translation, icon, help, feedback."""
 
+import configparser
 import os
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
@@ -20,6 +21,13 @@ def icon():
 def resource_path(*parts):
     """Absolute path of a file under ``resources/``."""
     return os.path.join(RESOURCES_DIR, *parts)
+
+
+def homepage():
+    """The plugin's homepage from metadata.txt (its README), or "" when it has none."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(os.path.join(PLUGIN_DIR, "metadata.txt"), encoding="utf-8")
+    return parser.get("general", "homepage", fallback="").strip()
 
 
 def read_help(algorithm_id):
@@ -62,7 +70,13 @@ def processing_error(error):
 
 
 class LandslideAlgorithm(QgsProcessingAlgorithm):
-    """Base of the plugin's algorithms (subclasses QgsProcessingAlgorithm directly)."""
+    """Base of the plugin's algorithms (subclasses QgsProcessingAlgorithm directly).
+
+    Subclasses set ``TAGS`` (Toolbox search words) and ``HELP_ANCHOR`` (the README section).
+    """
+
+    TAGS = ()
+    HELP_ANCHOR = ""
 
     def tr(self, text):
         """Translate ``text`` in the plugin's context."""
@@ -79,3 +93,12 @@ class LandslideAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         """Help from ``resources/help/<id>.html``."""
         return read_help(self.name())
+
+    def tags(self):
+        """Words the Toolbox search finds the algorithm by."""
+        return [self.tr(tag) for tag in self.TAGS]
+
+    def helpUrl(self):  # noqa: N802 (QGIS API name)
+        """The README section of the algorithm (the dialog's Help button)."""
+        base = homepage()
+        return f"{base}#{self.HELP_ANCHOR}" if base and self.HELP_ANCHOR else ""

@@ -25,6 +25,7 @@ from ..model.evaluation import DEFAULT_PIXEL_SIZE_M, DEFAULT_WINDOW_PX, Evaluati
 from ..model.grid import RasterInput
 from .base import FeedbackAdapter, LandslideAlgorithm, processing_error
 from .inputs import GDAL_PROVIDER, optional_vector_input, raster_destination, work_dir
+from .naming import parameter_label
 from .styling import apply_style_on_load
 
 
@@ -35,7 +36,8 @@ class EvaluateLandslideMap(LandslideAlgorithm):
     PREDICTION_POLYGONS = "PREDICTION_POLYGONS"
     INVENTORY = "INVENTORY"
     EVALUATION_AREA = "EVALUATION_AREA"
-    VALID_MASK = "VALID_MASK"
+    MASK_RASTER = "MASK_RASTER"
+    VALID_MASK = "VALID_MASK"  # the first release's convention (non-zero = valid); hidden, still accepted
     PIXEL_SIZE = "PIXEL_SIZE"
     WINDOW_SIZE = "WINDOW_SIZE"
     OUTPUT_CONFUSION = "OUTPUT_CONFUSION"
@@ -43,9 +45,18 @@ class EvaluateLandslideMap(LandslideAlgorithm):
     TP, FP, FN, TN = "TP", "FP", "FN", "TN"
     PRECISION, RECALL, F1, MCC = "PRECISION", "RECALL", "F1", "MCC"
 
+    HELP_ANCHOR = "evaluate-a-landslide-map"
+    TAGS = ("landslide", "landslides", "inventory", "accuracy", "validation", "confusion matrix", "precision",
+            "recall", "f1", "mcc", "score", "compare", "earthquake", "storm")
+
     def name(self):
         """Stable id; never change it."""
         return "evaluatelandslidemap"
+
+    def shortDescription(self):  # noqa: N802 (QGIS API name)
+        """Toolbox tooltip."""
+        return self.tr("Scores a landslide map (mask or polygons) against a landslide inventory: true and false "
+                       "detections, misses, precision, recall, F1, MCC.")
 
     def displayName(self):  # noqa: N802 (QGIS API name)
         """Name in the Toolbox."""
@@ -73,7 +84,12 @@ class EvaluateLandslideMap(LandslideAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.EVALUATION_AREA, self.tr("Evaluation area"), polygons, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            self.VALID_MASK, self.tr("Valid-data mask raster (non-zero = valid)"), optional=True))
+            self.MASK_RASTER, self.tr("Areas to leave out (raster: non-zero = leave out, as for mapping)"),
+            optional=True))
+        legacy = QgsProcessingParameterRasterLayer(
+            self.VALID_MASK, self.tr("Valid-data mask raster (non-zero = valid; old parameter)"), optional=True)
+        legacy.setFlags(legacy.flags() | QgsProcessingParameterDefinition.FlagHidden)
+        self.addParameter(legacy)
         self.addParameter(QgsProcessingParameterNumber(
             self.PIXEL_SIZE, self.tr("Pixel size for predicted polygons (m)"), QgsProcessingParameterNumber.Double,
             DEFAULT_PIXEL_SIZE_M, optional=True, minValue=0.01))  # optional with a default: see the window size
@@ -84,7 +100,7 @@ class EvaluateLandslideMap(LandslideAlgorithm):
         window.setFlags(window.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(window)
         self.addParameter(QgsProcessingParameterRasterDestination(
-            self.OUTPUT_CONFUSION, self.tr("Confusion classes (1 TP, 2 FP, 3 FN, 4 TN, 0 not evaluated)"),
+            self.OUTPUT_CONFUSION, self.tr("Map vs inventory"),
             optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, self.tr("Evaluation report"), self.tr("HTML files (*.html)"),
@@ -107,15 +123,16 @@ class EvaluateLandslideMap(LandslideAlgorithm):
         """Band 1 of a raster layer parameter that GDAL reads, or None when not set."""
         if not parameters.get(name):
             return None, None
+        label = parameter_label(self, name)
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, name))
+            raise QgsProcessingException(f"{label}: {self.invalidRasterError(parameters, name)}")
         if layer.providerType() != GDAL_PROVIDER:
             raise QgsProcessingException(
-                f"{layer.name()} is a '{layer.providerType()}' layer; this algorithm reads files GDAL opens. "
+                f"{label}: {layer.name()} is a '{layer.providerType()}' layer; this algorithm reads files GDAL opens. "
                 "Save the layer to a GeoTIFF first.")
         if not layer.crs().isValid():
-            raise QgsProcessingException(f"{layer.name()} has no coordinate reference system; assign one first.")
+            raise QgsProcessingException(f"{label}: {layer.name()} has no coordinate reference system; assign one first.")
         return RasterInput(layer.source(), (1,)), layer.name()
 
     def _vector_name(self, parameters, context, name, source):
@@ -131,35 +148,42 @@ class EvaluateLandslideMap(LandslideAlgorithm):
         has_polygons = bool(parameters.get(self.PREDICTION_POLYGONS))
         if has_raster == has_polygons:
             raise QgsProcessingException(
-                "Give the prediction either as a mask raster or as polygons: "
+                f"{parameter_label(self, self.PREDICTION_RASTER)} / {parameter_label(self, self.PREDICTION_POLYGONS)}: "
+                "give the prediction either as a mask raster or as polygons: "
                 + ("not both." if has_raster else "neither is set."))
         names = []
         prediction_raster, raster_name = self._gdal_raster(parameters, context, self.PREDICTION_RASTER)
         valid_mask, valid_name = self._gdal_raster(parameters, context, self.VALID_MASK)
+        exclude_mask, exclude_name = self._gdal_raster(parameters, context, self.MASK_RASTER)
         vectors = {}
         for key in (self.PREDICTION_POLYGONS, self.INVENTORY, self.EVALUATION_AREA):
             vectors[key] = optional_vector_input(self, parameters, context, key, feedback)
         if vectors[self.INVENTORY] is None:
-            raise QgsProcessingException("The inventory is required.")
+            raise QgsProcessingException(f"{parameter_label(self, self.INVENTORY)}: the inventory is required.")
         if prediction_raster is not None:
             names.append(("Predicted mask", raster_name))
         for key, role in ((self.PREDICTION_POLYGONS, "Predicted polygons"), (self.INVENTORY, "Inventory"),
                           (self.EVALUATION_AREA, "Evaluation area")):
             if vectors[key] is not None:
                 names.append((role, self._vector_name(parameters, context, key, vectors[key])))
+        if exclude_mask is not None:
+            names.append(("Left out (non-zero)", exclude_name))
         if valid_mask is not None:
             names.append(("Valid-data mask", valid_name))
         report = None
         if with_outputs and parameters.get(self.OUTPUT_REPORT) is not None:
             report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None
             if report and os.path.splitext(report)[1].lower() not in (".html", ".htm"):
-                raise QgsProcessingException(f"{report}: the report is an HTML page; use a .html file name.")
+                raise QgsProcessingException(
+                    f"{parameter_label(self, self.OUTPUT_REPORT)}: {report}: the report is an HTML page; "
+                    "use a .html file name.")
         return EvaluationRequest(
             inventory=vectors[self.INVENTORY],
             prediction_raster=prediction_raster,
             prediction_polygons=vectors[self.PREDICTION_POLYGONS],
             evaluation_area=vectors[self.EVALUATION_AREA],
             valid_mask=valid_mask,
+            exclude_mask=exclude_mask,
             pixel_size_m=self.parameterAsDouble(parameters, self.PIXEL_SIZE, context),
             window_px=self.parameterAsInt(parameters, self.WINDOW_SIZE, context),
             confusion_path=raster_destination(self, parameters, context, self.OUTPUT_CONFUSION) if with_outputs else None,

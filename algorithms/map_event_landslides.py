@@ -24,44 +24,70 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsProviderRegistry,
     QgsWkbTypes,
 )
 from osgeo import ogr
 from qgis.PyQt.QtCore import QVariant
 
-from ..model.errors import LandslideMapperError
+from ..model.errors import LandslideMapperError, RuntimeDependencyError
 from ..model.pipeline import DEFAULT_MAX_WINDOWS, DEFAULT_WINDOW_PX, MappingRequest, check_request, map_landslides
 from ..model.preprocess import RADIOMETRIES
-from ..model.session import onnxruntime_missing_reason
+from ..model.session import EXECUTION_PROVIDERS, choose_providers, import_onnxruntime, onnxruntime_missing_reason
 from .base import FeedbackAdapter, LandslideAlgorithm, processing_error
-from .default_model import default_model_path
-from .inputs import optional_extent, optional_raster_input, optional_vector_input, raster_destination, raster_input, work_dir
-from .styling import apply_style_on_load
+from .default_model import default_card_values, default_model_path
+from .inputs import (
+    optional_extent,
+    optional_raster_input,
+    optional_vector_input,
+    parse_bands,
+    raster_destination,
+    raster_input,
+    work_dir,
+)
+from .naming import parameter_label
+from .styling import LoadOrder, apply_style_on_load
 
 RADIOMETRY_LABELS = (
-    "Detect from data type (Byte: 8-bit RGB; otherwise Sentinel-2 L2A reflectance)",
-    "8-bit RGB (0-255)",
-    "Sentinel-2 L2A reflectance x 10000",
-    "Sentinel-2 L2A reflectance x 10000 with +1000 offset (processing baseline 04.00 and later)",
+    "Detect: 8-bit images as RGB photos, others as Sentinel-2 L2A",
+    "8-bit RGB (values 0-255)",
+    "Sentinel-2 L2A (reflectance x 10000)",
+    "Sentinel-2 L2A from 2022 on (baseline 04.00+, values offset by 1000)",
 )
+EXECUTION_PROVIDER_LABELS = (
+    "Automatic: a GPU when onnxruntime offers one, else the CPU",
+    "CPU only",
+    "NVIDIA GPU (CUDA; needs onnxruntime-gpu)",
+    "Windows GPU (DirectML; needs onnxruntime-directml)",
+    "Apple (CoreML)",
+)
+DEFAULT_MASK_BUFFER_M = 50.0
+"""Measured in benchmarks/bench_mask_buffer.py (README, "Clouds and snow"): removes most false alarms
+along cloud edges at a small cost in recall."""
+
 
 class MapEventLandslides(LandslideAlgorithm):
     """Map the landslides of one event with a carded ONNX model."""
 
     PRE_IMAGE = "PRE_IMAGE"
-    PRE_BANDS = ("PRE_RED_BAND", "PRE_GREEN_BAND", "PRE_BLUE_BAND")
+    PRE_BANDS = "PRE_BANDS"
     POST_IMAGE = "POST_IMAGE"
-    POST_BANDS = ("POST_RED_BAND", "POST_GREEN_BAND", "POST_BLUE_BAND")
+    POST_BANDS = "POST_BANDS"
+    # The first release had one parameter per colour; still accepted (hidden) so old scripts and models run.
+    LEGACY_PRE_BANDS = ("PRE_RED_BAND", "PRE_GREEN_BAND", "PRE_BLUE_BAND")
+    LEGACY_POST_BANDS = ("POST_RED_BAND", "POST_GREEN_BAND", "POST_BLUE_BAND")
     DEM = "DEM"
     DEM_BAND = "DEM_BAND"
     RADIOMETRY = "RADIOMETRY"
     EXTENT = "EXTENT"
     MASK_RASTER = "MASK_RASTER"
     MASK_POLYGONS = "MASK_POLYGONS"
+    MASK_BUFFER = "MASK_BUFFER"
     MODEL = "MODEL"
     THRESHOLD = "THRESHOLD"
     MIN_AREA_M2 = "MIN_AREA_M2"
+    EXECUTION_PROVIDER = "EXECUTION_PROVIDER"
     WINDOW_SIZE = "WINDOW_SIZE"
     BATCH_SIZE = "BATCH_SIZE"
     THREADS = "THREADS"
@@ -76,6 +102,10 @@ class MapEventLandslides(LandslideAlgorithm):
     WINDOWS_SKIPPED = "WINDOWS_SKIPPED"
     GRID_CRS = "GRID_CRS"
 
+    HELP_ANCHOR = "map-event-landslides"
+    TAGS = ("landslide", "landslides", "earthquake", "storm", "typhoon", "rainfall", "disaster", "change detection",
+            "pre-event", "post-event", "deep learning", "cnn", "resunet", "onnx", "sentinel-2", "dem", "mapping")
+
     def name(self):
         """Stable id; never change it."""
         return "mapeventlandslides"
@@ -83,6 +113,11 @@ class MapEventLandslides(LandslideAlgorithm):
     def displayName(self):  # noqa: N802 (QGIS API name)
         """Name in the Toolbox."""
         return self.tr("Map event landslides")
+
+    def shortDescription(self):  # noqa: N802 (QGIS API name)
+        """Toolbox tooltip."""
+        return self.tr("Maps the landslides an earthquake or storm triggered, from a pre-event image, a post-event "
+                       "image and a DEM, with a convolutional network (ONNX).")
 
     def group(self):
         """Toolbox group."""
@@ -98,44 +133,42 @@ class MapEventLandslides(LandslideAlgorithm):
         return (False, reason) if reason else (True, "")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
-        """Declare parameters and outputs."""
-        self._add_image(self.PRE_IMAGE, self.PRE_BANDS, self.tr("Pre-event image"))
-        self._add_image(self.POST_IMAGE, self.POST_BANDS, self.tr("Post-event image"))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, self.tr("DEM (elevation in metres)")))
-        self.addParameter(QgsProcessingParameterBand(self.DEM_BAND, self.tr("DEM band"), 1, self.DEM, optional=True))
+        """Declare parameters and outputs: what most runs need first, the rest under Advanced."""
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PRE_IMAGE, self.tr("Pre-event image")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.POST_IMAGE, self.tr("Post-event image")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, self.tr("Elevation model (DEM, metres)")))
         self.addParameter(
-            QgsProcessingParameterEnum(self.RADIOMETRY, self.tr("Image values"), options=list(RADIOMETRY_LABELS), defaultValue=0)
-        )
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to map"), optional=True))
-        self.addParameter(
-            QgsProcessingParameterRasterLayer(self.MASK_RASTER, self.tr("Cloud/snow mask raster (non-zero = masked)"), optional=True)
+            QgsProcessingParameterEnum(self.RADIOMETRY, self.tr("Image type"), options=list(RADIOMETRY_LABELS), defaultValue=0)
         )
         self.addParameter(
             QgsProcessingParameterFeatureSource(
-                self.MASK_POLYGONS, self.tr("Cloud/snow mask polygons"), [QgsProcessing.TypeVectorPolygon], optional=True
+                self.MASK_POLYGONS, self.tr("Clouds and snow to leave out (polygons)"), [QgsProcessing.TypeVectorPolygon],
+                optional=True,
             )
         )
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to map"), optional=True))
         default_model = default_model_path()
         self.addParameter(
             QgsProcessingParameterFile(
-                self.MODEL, self.tr("Model (ONNX with model card)"), extension="onnx",
+                self.MODEL, self.tr("Model (ONNX file with a model card; empty: the default model)"), extension="onnx",
                 defaultValue=default_model, optional=default_model is not None,
             )
         )
+        card_threshold, card_min_area = default_card_values()
         self.addParameter(QgsProcessingParameterNumber(
-            self.THRESHOLD, self.tr("Probability threshold [empty: the model card's]"),
-            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0, maxValue=1.0))
+            self.THRESHOLD, self.tr("Probability threshold (from the model card)"),
+            QgsProcessingParameterNumber.Double, card_threshold, optional=True, minValue=0.0, maxValue=1.0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_AREA_M2, self.tr("Minimum landslide area in m² [empty: the model card's]"),
-            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
+            self.MIN_AREA_M2, self.tr("Smallest landslide kept (m², from the model card)"),
+            QgsProcessingParameterNumber.Double, card_min_area, optional=True, minValue=0.0))
         self._add_advanced_parameters()
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT_POLYGONS, self.tr("Landslides"), QgsProcessing.TypeVectorPolygon,
+            optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_PROBABILITY, self.tr("Landslide probability"), optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_MASK, self.tr("Landslide mask"), optional=True, createByDefault=True))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT_POLYGONS, self.tr("Landslide polygons"), QgsProcessing.TypeVectorPolygon,
-            optional=True, createByDefault=True))
         for name, description in (
             (self.LANDSLIDE_COUNT, "Number of landslides"),
             (self.LANDSLIDE_AREA_M2, "Total landslide area (m²)"),
@@ -145,20 +178,27 @@ class MapEventLandslides(LandslideAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(name, self.tr(description)))
         self.addOutput(QgsProcessingOutputString(self.GRID_CRS, self.tr("CRS of the outputs")))
 
-    def _add_image(self, layer_name, band_names, description):
-        self.addParameter(QgsProcessingParameterRasterLayer(layer_name, description))
-        for default, band_name, colour in zip((1, 2, 3), band_names, ("red", "green", "blue")):
-            # Optional with a default: QGIS 3.22 refuses a missing band value even when it has a default.
-            self.addParameter(
-                QgsProcessingParameterBand(band_name, f"{description}: {colour} band", default, layer_name, optional=True))
-
     def _add_advanced_parameters(self):
+        # Optional with a default: QGIS 3.22 refuses a missing value of a non-optional parameter even with a default.
         advanced = (
+            QgsProcessingParameterRasterLayer(
+                self.MASK_RASTER, self.tr("Clouds and snow to leave out (raster: non-zero = leave out)"), optional=True),
+            # Optional with a default: QGIS 3.22's modeler refuses a child whose non-optional number is left unset.
+            QgsProcessingParameterNumber(
+                self.MASK_BUFFER, self.tr("Also leave out this far around clouds and snow (m)"),
+                QgsProcessingParameterNumber.Double, DEFAULT_MASK_BUFFER_M, optional=True, minValue=0.0, maxValue=5000.0),
+            QgsProcessingParameterString(self.PRE_BANDS, self.tr("Pre-event image: red, green, blue band numbers"),
+                                         "1,2,3", optional=True),
+            QgsProcessingParameterString(self.POST_BANDS, self.tr("Post-event image: red, green, blue band numbers"),
+                                         "1,2,3", optional=True),
+            QgsProcessingParameterBand(self.DEM_BAND, self.tr("DEM band"), 1, self.DEM, optional=True),
+            QgsProcessingParameterEnum(self.EXECUTION_PROVIDER, self.tr("Run the network on"),
+                                       options=list(EXECUTION_PROVIDER_LABELS), defaultValue=0, optional=True),
             QgsProcessingParameterNumber(self.WINDOW_SIZE, self.tr("Window size (px, rounded up to the model's multiple)"),
                                          QgsProcessingParameterNumber.Integer, DEFAULT_WINDOW_PX, minValue=32, maxValue=4096),
             QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Windows per batch"),
                                          QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=64),
-            QgsProcessingParameterNumber(self.THREADS, self.tr("onnxruntime threads (0 = all cores)"),
+            QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads for the network (0 = all cores)"),
                                          QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=256),
             QgsProcessingParameterNumber(self.MIN_VALID_FRACTION, self.tr("Skip windows with a smaller valid fraction"),
                                          QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=1.0),
@@ -168,27 +208,81 @@ class MapEventLandslides(LandslideAlgorithm):
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
+        for image, names in ((self.tr("Pre-event image"), self.LEGACY_PRE_BANDS),
+                             (self.tr("Post-event image"), self.LEGACY_POST_BANDS)):
+            parent = self.PRE_IMAGE if names is self.LEGACY_PRE_BANDS else self.POST_IMAGE
+            for name, colour in zip(names, ("red", "green", "blue")):
+                legacy = QgsProcessingParameterBand(name, f"{image}: {colour} band (old parameter)", None, parent,
+                                                    optional=True)
+                legacy.setFlags(legacy.flags() | QgsProcessingParameterDefinition.FlagHidden)
+                self.addParameter(legacy)
+
+    def _bands(self, parameters, context, bands_name, legacy_names):
+        """The R, G, B band numbers of an image: the old per-colour parameters when a script still sets them."""
+        label = parameter_label(self, bands_name)
+        if any(parameters.get(name) not in (None, "") for name in legacy_names):
+            values = []
+            for name, default in zip(legacy_names, (1, 2, 3)):
+                given = parameters.get(name) not in (None, "")
+                values.append(self.parameterAsInt(parameters, name, context) if given else default)
+            return tuple(values), f"{label.split(' (')[0]} ({'/'.join(legacy_names)})"
+        value = parameters.get(bands_name)
+        if value in (None, ""):
+            value = self.parameterDefinition(bands_name).defaultValue()
+        elif not isinstance(value, (list, tuple)):
+            value = self.parameterAsString(parameters, bands_name, context)
+        return parse_bands(value, 3, label), label
+
+    def _execution_provider(self, parameters, context):
+        """The provider choice; a GPU provider this onnxruntime does not offer is refused naming the parameter."""
+        choice = EXECUTION_PROVIDERS[self.parameterAsEnum(parameters, self.EXECUTION_PROVIDER, context)]
+        if choice not in ("auto", "cpu"):
+            try:
+                choose_providers(choice, import_onnxruntime().get_available_providers())
+            except RuntimeDependencyError as error:
+                raise QgsProcessingException(
+                    f"{parameter_label(self, self.EXECUTION_PROVIDER)}: {str(error).split(': ', 1)[-1]}") from None
+        return choice
+
+    def _card_value(self, parameters, context, name, model, card_value_index):
+        """A threshold / minimum area: None (the model card's) when unset, or when it is the default model's
+        card value shown in the dialog but another model was chosen."""
+        if parameters.get(name) in (None, ""):
+            return None
+        value = self.parameterAsDouble(parameters, name, context)
+        shown = default_card_values()[card_value_index]
+        default = default_model_path()
+        if shown is not None and value == shown and (default is None or os.path.realpath(model) != os.path.realpath(default)):
+            return None
+        return value
 
     def _request(self, parameters, context, feedback, with_outputs):
         """The core request; raises QgsProcessingException on unusable parameters."""
         model = self.parameterAsFile(parameters, self.MODEL, context) or default_model_path()
         if not model:
-            raise QgsProcessingException("No model given and no default model is installed: choose an ONNX model file.")
-        optional_number = lambda name, kind: (  # noqa: E731
-            None if parameters.get(name) in (None, "") else kind(self.parameterAsDouble(parameters, name, context)))
+            raise QgsProcessingException(
+                f"{parameter_label(self, self.MODEL)}: no model given and no default model is installed; "
+                "choose an ONNX model file.")
+        pre_bands, pre_label = self._bands(parameters, context, self.PRE_BANDS, self.LEGACY_PRE_BANDS)
+        post_bands, post_label = self._bands(parameters, context, self.POST_BANDS, self.LEGACY_POST_BANDS)
+        dem_band = self.parameterAsInt(parameters, self.DEM_BAND, context) if parameters.get(self.DEM_BAND) else 1
+        buffer_m = DEFAULT_MASK_BUFFER_M if parameters.get(self.MASK_BUFFER) in (None, "") else \
+            self.parameterAsDouble(parameters, self.MASK_BUFFER, context)
         return MappingRequest(
             model_path=model,
-            pre=raster_input(self, parameters, context, self.PRE_IMAGE, self.PRE_BANDS),
-            post=raster_input(self, parameters, context, self.POST_IMAGE, self.POST_BANDS),
-            dem=raster_input(self, parameters, context, self.DEM, (self.DEM_BAND,)),
+            pre=raster_input(self, parameters, context, self.PRE_IMAGE, pre_bands, pre_label),
+            post=raster_input(self, parameters, context, self.POST_IMAGE, post_bands, post_label),
+            dem=raster_input(self, parameters, context, self.DEM, (dem_band,), parameter_label(self, self.DEM_BAND)),
             radiometry=RADIOMETRIES[self.parameterAsEnum(parameters, self.RADIOMETRY, context)],
             extent=optional_extent(self, parameters, context, self.EXTENT),
             mask_raster=optional_raster_input(self, parameters, context, self.MASK_RASTER),
             mask_polygons=optional_vector_input(self, parameters, context, self.MASK_POLYGONS, feedback) if with_outputs else None,
             probability_path=raster_destination(self, parameters, context, self.OUTPUT_PROBABILITY) if with_outputs else None,
             mask_path=raster_destination(self, parameters, context, self.OUTPUT_MASK) if with_outputs else None,
-            threshold=optional_number(self.THRESHOLD, float),
-            min_area_m2=optional_number(self.MIN_AREA_M2, float),
+            threshold=self._card_value(parameters, context, self.THRESHOLD, model, 0),
+            min_area_m2=self._card_value(parameters, context, self.MIN_AREA_M2, model, 1),
+            mask_buffer_m=buffer_m,
+            execution_provider=self._execution_provider(parameters, context),
             window_px=self.parameterAsInt(parameters, self.WINDOW_SIZE, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             threads=self.parameterAsInt(parameters, self.THREADS, context),
@@ -221,6 +315,10 @@ class MapEventLandslides(LandslideAlgorithm):
         polygons = None
         try:
             plan = check_request(request)
+            feedback.pushInfo(
+                f"The network runs on {' then '.join(plan.model.providers)}; clouds and snow are left out with a "
+                f"{request.mask_buffer_m:g} m buffer." if (request.mask_raster or request.mask_polygons) else
+                f"The network runs on {' then '.join(plan.model.providers)}.")
             if polygons_file is None:
                 polygons = _PolygonOutput(self, parameters, context, plan.grid.crs_wkt)
             result = map_landslides(request, adapter.progress, adapter.is_cancelled, adapter.log, plan=plan,
@@ -244,10 +342,13 @@ class MapEventLandslides(LandslideAlgorithm):
             self.GRID_CRS: QgsCoordinateReferenceSystem.fromWkt(result.grid.crs_wkt).authid() or result.grid.crs_wkt,
             self.OUTPUT_POLYGONS: polygons_id,
         }
-        for key, style in ((self.OUTPUT_PROBABILITY, "probability.qml"), (self.OUTPUT_MASK, "mask.qml"),
-                           (self.OUTPUT_POLYGONS, "polygons.qml")):
+        # Read at a glance: polygon outlines on top, the probability ramp under them, the mask loaded but hidden.
+        order = LoadOrder()
+        for rank, (key, style, visible) in enumerate(((self.OUTPUT_POLYGONS, "polygons.qml", True),
+                                                      (self.OUTPUT_PROBABILITY, "probability.qml", True),
+                                                      (self.OUTPUT_MASK, "mask.qml", False))):
             if outputs[key]:
-                apply_style_on_load(context, outputs[key], style)
+                apply_style_on_load(context, outputs[key], style, visible=visible, order=order, rank=rank)
         feedback.setProgress(100)
         feedback.pushInfo(
             f"{result.landslide_count} landslides, {result.landslide_area_m2 / 1e4:.2f} ha, threshold "

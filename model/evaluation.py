@@ -30,7 +30,7 @@ from .errors import GridError, InputDataError
 from .grid import (TRUE_SCALE_TOLERANCE, Bounds, Grid, RasterInput, WindowReader, check_bands, choose_metric_srs,
                    describe_scale, footprint_in, gdal_cache_capped, intersect, open_raster, raster_srs, scale_error,
                    transform_bounds, wgs84)
-from .masks import PolygonMask, VectorInput, open_polygon_layer
+from .masks import PolygonMask, RasterMask, VectorInput, open_polygon_layer
 from .metrics import Confusion, confusion
 from .tiling import GridRasterWriter, Window, plan_windows
 
@@ -64,8 +64,12 @@ class EvaluationRequest:
         prediction_polygons: Predicted landslide polygons.
         evaluation_area: Optional polygons; pixels whose centre lies outside
             are not evaluated.
+        exclude_mask: Optional raster, non-zero = not evaluated (clouds,
+            snow...): the convention of the mapping's cloud/snow mask; zero,
+            nodata and pixels it does not cover are evaluated.
         valid_mask: Optional raster, non-zero = valid; zero, nodata and pixels
-            it does not cover are not evaluated.
+            it does not cover are not evaluated (the older, opposite convention,
+            still accepted).
         pixel_size_m: Pixel size of the grid built for polygon predictions.
         window_px: Side of the square windows the comparison streams through.
         confusion_path: GeoTIFF of the confusion classes to write, or None.
@@ -83,6 +87,7 @@ class EvaluationRequest:
     prediction_polygons: Optional[VectorInput] = None
     evaluation_area: Optional[VectorInput] = None
     valid_mask: Optional[RasterInput] = None
+    exclude_mask: Optional[RasterInput] = None
     pixel_size_m: float = DEFAULT_PIXEL_SIZE_M
     window_px: int = DEFAULT_WINDOW_PX
     confusion_path: Optional[str] = None
@@ -339,6 +344,7 @@ class _Sources:
         if request.evaluation_area is not None:
             self.area = PolygonMask(request.evaluation_area, grid, "evaluation area")
         self.valid = None if request.valid_mask is None else WindowReader(request.valid_mask, grid, resampling="near")
+        self.excluded = None if request.exclude_mask is None else RasterMask(request.exclude_mask, grid)
 
     def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(truth, predicted, evaluated)`` booleans of a window's core."""
@@ -353,6 +359,8 @@ class _Sources:
         if self.valid is not None:
             values = self.valid.read(*args)[0]
             evaluated &= np.isfinite(values) & (values != 0)
+        if self.excluded is not None:
+            evaluated &= ~self.excluded.read(*args)
         truth = self.inventory.read(*args)
         return truth, predicted, evaluated
 

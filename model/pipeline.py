@@ -21,6 +21,7 @@ from .commit import OutputCommit
 from .errors import GridError, InputDataError
 from .grid import Extent, Grid, RasterInput, WindowReader, check_bands, gdal_cache_capped, open_raster, plan_grid
 from .input_checks import check_mapping_inputs
+from .mask_buffer import BufferedMask, buffer_radius_px
 from .masks import PolygonMask, RasterMask, VectorInput
 from .polygons import LandslidePolygon, PolygonFileWriter, iter_landslide_polygons
 from .preprocess import image_to_8bit, model_inputs, resolve_radiometry
@@ -34,6 +35,11 @@ DEFAULT_WINDOW_PX = 1024  # measured in benchmarks/: fastest with peak memory un
 DEFAULT_MAX_WINDOWS = 250_000
 WINDOW_PROGRESS_SHARE = 0.85
 POLYGON_PROGRESS_SHARE = 0.1
+RADIOMETRY_WORDS = {
+    "8bit": "8-bit RGB",
+    "s2_l2a": "Sentinel-2 L2A reflectance",
+    "s2_l2a_offset": "Sentinel-2 L2A reflectance with the +1000 offset",
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,10 @@ class MappingRequest:
             (or no valid pixel at all) are skipped and left nodata.
         max_windows: Refuse runs that need more windows than this.
         work_dir: Where scratch files go (default: the system temp dir).
+        mask_buffer_m: The cloud/snow masks are grown by this distance
+            (metres, rounded up to whole pixels); 0 = as given.
+        execution_provider: onnxruntime providers, see
+            :func:`model.session.choose_providers` (``auto`` uses a GPU when present).
         gdal_cache_mb: GDAL's block cache is capped at this size for the run
             (and restored after): by default GDAL may cache 5 % of RAM, which
             the scratch rasters of a large scene would fill. 64 MB ran a
@@ -92,6 +102,8 @@ class MappingRequest:
     max_windows: int = DEFAULT_MAX_WINDOWS
     work_dir: Optional[str] = None
     gdal_cache_mb: int = 64
+    mask_buffer_m: float = 0.0
+    execution_provider: str = "cpu"
 
 
 @dataclass
@@ -150,7 +162,7 @@ def check_request(request: MappingRequest) -> RunPlan:
         if len(source.bands) != (1 if label == "DEM" else 3):
             raise InputDataError(f"The {label} needs {'1 band' if label == 'DEM' else '3 bands (R, G, B)'}.")
         check_bands(open_raster(source.path), source.path, source.bands)
-    model = LandslideModel(request.model_path, request.threads)
+    model = LandslideModel(request.model_path, request.threads, request.execution_provider)
     card = model.card
     grid, grid_note = plan_grid(
         [("the pre-event image", request.pre.path), ("the post-event image", request.post.path), ("the DEM", request.dem.path)],
@@ -193,6 +205,8 @@ class _WindowSources:
             self.masks.append(RasterMask(request.mask_raster, grid))
         if request.mask_polygons is not None:
             self.masks.append(PolygonMask(request.mask_polygons, grid))
+        radius = buffer_radius_px(request.mask_buffer_m, grid.gsd_m)
+        self.masks = [BufferedMask(mask, radius) for mask in self.masks] if radius else self.masks
 
     def read(self, window: Window, card: ModelCard) -> Tuple[dict, np.ndarray]:
         """Model inputs and the validity of one window."""
@@ -272,7 +286,8 @@ def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_
         polygon_file = None
         try:
             sources = _WindowSources(request, plan.grid, plan.dem_metres_per_unit)
-            log(f"Image values read as: pre {sources.radiometry['pre']}, post {sources.radiometry['post']}.")
+            log(f"Image type: pre-event image read as {RADIOMETRY_WORDS.get(sources.radiometry['pre'], sources.radiometry['pre'])}, "
+                f"post-event image as {RADIOMETRY_WORDS.get(sources.radiometry['post'], sources.radiometry['post'])}.")
             _run_windows(plan, sources, writers, threshold, request, result, progress, outputs.raise_if_cancelled)
             for writer in writers.values():
                 writer.close()

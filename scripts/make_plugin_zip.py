@@ -11,7 +11,7 @@ import zipfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLUGIN_NAME = "landslide_mapper"
-INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "LICENSE", "README.md", "algorithms", "model", "resources"]
+INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "deps.py", "install_dialog.py", "LICENSE", "README.md", "algorithms", "model", "resources"]
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 SKIP_SUFFIXES = (".pyc", ".partial")
 

@@ -8,11 +8,11 @@ level="${1:-training}"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
-if ! dpkg -s python3-qgis qgis qgis-providers python3-gdal gdal-bin python3-venv python3-scipy python3-matplotlib >/dev/null 2>&1; then
+if ! dpkg -s python3-qgis qgis qgis-providers python3-gdal gdal-bin python3-venv python3-scipy python3-matplotlib xvfb >/dev/null 2>&1; then
   echo "== Installing QGIS and GDAL from Debian (apt)"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
-    python3-qgis qgis qgis-providers python3-gdal gdal-bin python3-venv python3-pip xauth \
+    python3-qgis qgis qgis-providers python3-gdal gdal-bin python3-venv python3-pip xauth xvfb \
     python3-scipy python3-matplotlib
 fi
 

@@ -2,6 +2,7 @@
 
 import configparser
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -26,8 +27,41 @@ def test_metadata_has_every_field_the_plugin_repository_requires():
         assert general.get(key, "").strip(), key
     assert general["qgisMinimumVersion"] == "3.22"
     assert general["hasProcessingProvider"] == "yes"
-    assert general["supportsQt6"] == "True"
     assert os.path.isfile(os.path.join(REPO_ROOT, general["icon"]))
+
+
+# PyQt5-only API that QGIS's Qt6 builds (PyQt6) do not have: QVariant type enums, exec_(), unscoped enums
+# of Qt classes accessed the PyQt5 way.
+PYQT5_ONLY = (
+    re.compile(r"\bQVariant\.(Int|Double|String|Bool|LongLong|Date|DateTime|List|Map)\b"),
+    re.compile(r"\.exec_\("),
+    re.compile(r"from PyQt5\b|import PyQt5\b"),
+)
+
+
+def plugin_sources():
+    """The plugin's Python files (what the zip ships)."""
+    for folder in ("", "algorithms", "model"):
+        directory = os.path.join(REPO_ROOT, folder)
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".py"):
+                yield os.path.join(directory, name)
+
+
+def test_supports_qt6_is_claimed_only_when_no_pyqt5_only_api_is_used():
+    uses = [f"{os.path.relpath(path, REPO_ROOT)}: {pattern.pattern}" for path in plugin_sources()
+            for pattern in PYQT5_ONLY if pattern.search(open(path, encoding="utf-8").read())]
+    claims_qt6 = metadata().get("supportsQt6", "False").strip().lower() in ("true", "yes", "1")
+    assert not (claims_qt6 and uses), f"metadata.txt claims supportsQt6 but the plugin uses PyQt5-only API: {uses}"
+
+
+def test_the_pyqt5_scan_finds_what_it_looks_for():
+    # The check above can fail: each pattern finds its PyQt5-only use, and none fires on Qt6-safe code.
+    for pattern, pyqt5_only in zip(PYQT5_ONLY, ("QgsField('id', QVariant.Int)", "dialog.exec_()",
+                                                "from PyQt5.QtCore import QVariant")):
+        assert pattern.search(pyqt5_only)
+    assert not any(p.search("QgsField('id', QMetaType.Int); dialog.exec(); from qgis.PyQt.QtCore import QVariant")
+                   for p in PYQT5_ONLY)
 
 
 def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
@@ -35,7 +69,8 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
                    check=True, capture_output=True)
     (archive,) = list(tmp_path.glob("landslide_mapper-*.zip"))
     names = zipfile.ZipFile(archive).namelist()
-    for required in ("metadata.txt", "__init__.py", "plugin.py", "algorithms/provider.py", "model/pipeline.py",
+    for required in ("metadata.txt", "__init__.py", "plugin.py", "deps.py", "install_dialog.py",
+                     "algorithms/provider.py", "model/pipeline.py",
                      "resources/styles/mask.qml", "resources/help/mapeventlandslides.html"):
         assert f"landslide_mapper/{required}" in names
     assert not [n for n in names if n.split("/")[1] in ("training", "tests", "benchmarks", ".venv") or "__pycache__" in n]

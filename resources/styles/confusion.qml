@@ -6,7 +6,7 @@
         <paletteEntry value="1" color="#1a9641" alpha="255" label="True positive (TP)"/>
         <paletteEntry value="2" color="#fd8d3c" alpha="255" label="False positive (FP)"/>
         <paletteEntry value="3" color="#756bb1" alpha="255" label="False negative (FN)"/>
-        <paletteEntry value="4" color="#e0e0e0" alpha="110" label="True negative (TN)"/>
+        <paletteEntry value="4" color="#e0e0e0" alpha="0" label="True negative (TN)"/>
       </colorPalette>
     </rasterrenderer>
     <brightnesscontrast brightness="0" contrast="0"/>

@@ -4,7 +4,7 @@
     <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
       <colorPalette>
         <paletteEntry value="0" color="#ffffff" alpha="0" label="No landslide"/>
-        <paletteEntry value="1" color="#e31a1c" alpha="255" label="Landslide"/>
+        <paletteEntry value="1" color="#e31a1c" alpha="150" label="Landslide"/>
       </colorPalette>
     </rasterrenderer>
     <brightnesscontrast brightness="0" contrast="0"/>

@@ -3,14 +3,25 @@
   <renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0">
     <symbols>
       <symbol type="fill" name="0" alpha="1" clip_to_extent="1" force_rhr="0">
-        <layer class="SimpleFill" pass="0" locked="0" enabled="1">
+        <!-- No fill: the scar stays visible. A dark casing under a bright cyan line reads on any image. -->
+        <layer class="SimpleLine" pass="0" locked="0" enabled="1">
           <Option type="Map">
-            <Option type="QString" name="color" value="227,26,28,70"/>
-            <Option type="QString" name="outline_color" value="227,26,28,255"/>
-            <Option type="QString" name="outline_style" value="solid"/>
-            <Option type="QString" name="outline_width" value="0.5"/>
-            <Option type="QString" name="outline_width_unit" value="MM"/>
-            <Option type="QString" name="style" value="solid"/>
+            <Option type="QString" name="line_color" value="20,20,20,220"/>
+            <Option type="QString" name="line_style" value="solid"/>
+            <Option type="QString" name="line_width" value="0.9"/>
+            <Option type="QString" name="line_width_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="round"/>
+            <Option type="QString" name="capstyle" value="round"/>
+          </Option>
+        </layer>
+        <layer class="SimpleLine" pass="0" locked="0" enabled="1">
+          <Option type="Map">
+            <Option type="QString" name="line_color" value="0,229,255,255"/>
+            <Option type="QString" name="line_style" value="solid"/>
+            <Option type="QString" name="line_width" value="0.45"/>
+            <Option type="QString" name="line_width_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="round"/>
+            <Option type="QString" name="capstyle" value="round"/>
           </Option>
         </layer>
       </symbol>

@@ -220,6 +220,21 @@ def test_refuses_a_mask_without_crs(qgis_app, case, tmp_path):
         run({"PREDICTION_RASTER": mask, "INVENTORY": case.inventory})
 
 
+def test_mask_raster_leaves_out_non_zero_like_the_mapping_and_old_valid_mask_still_works(qgis_app, case, tmp_path):
+    left_out = np.zeros(case.shape, np.uint8)
+    left_out[:5, :] = 7  # rows 0..4 left out (non-zero), the convention of Map event landslides' cloud mask
+    left_out[5, :3] = 0
+    left_out_path = write_raster(str(tmp_path / "clouds.tif"), left_out, GT, EPSG)
+    valid_path = write_raster(str(tmp_path / "valid.tif"), (left_out == 0).astype(np.uint8), GT, EPSG)
+    evaluated = case.valid & (left_out == 0)
+    t, p = case.truth[evaluated], case.predicted[evaluated]
+    expected = (int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum()), int((~t & ~p).sum()))
+    new = run({"PREDICTION_RASTER": case.mask, "INVENTORY": case.inventory, "MASK_RASTER": left_out_path})
+    old = run({"PREDICTION_RASTER": case.mask, "INVENTORY": case.inventory, "VALID_MASK": valid_path})
+    assert counts(new) == expected == counts(old)
+    assert counts(new) != counts(run({"PREDICTION_RASTER": case.mask, "INVENTORY": case.inventory}))
+
+
 def test_refuses_an_evaluation_area_outside_the_prediction(qgis_app, case, tmp_path):
     far = write_vector(str(tmp_path / "far_area.gpkg"), [box_wkt((600000, 5100000, 600100, 5100100))], EPSG)
     with pytest.raises(processing_exception(), match="evaluation area .* is empty here"):
@@ -290,7 +305,7 @@ def test_confusion_style_on_load(qgis_app, case, out_dir):
     assert classes[1].color.name() == "#1a9641" and "TP" in classes[1].label
     assert classes[2].color.name() == "#fd8d3c" and "FP" in classes[2].label
     assert classes[3].color.name() == "#756bb1" and "FN" in classes[3].label
-    assert classes[4].color.name() == "#e0e0e0" and classes[4].color.alpha() < 255
+    assert classes[4].color.alpha() == 0  # true negatives transparent: the image under them is not dimmed
 
 
 def test_loaded_confusion_raster_gets_the_style(qgis_app, case, out_dir):
@@ -308,6 +323,7 @@ def test_loaded_confusion_raster_gets_the_style(qgis_app, case, out_dir):
         labels = {entry.value: entry.label for entry in confusion_layer.renderer().classes()}
         assert labels == {1: "True positive (TP)", 2: "False positive (FP)", 3: "False negative (FN)",
                           4: "True negative (TN)"}
+        assert confusion_layer.name() == "Map vs inventory"  # short: not cut off in the Layers panel
     finally:
         project.removeAllMapLayers()
 

@@ -312,7 +312,7 @@ def _masked_scene(tmp_path):
 def test_nodata_and_cloud_masks_are_nodata_everywhere(qgis_app, tmp_path, red_model, out_dir):
     scene, pre_path, cloud_path, polygons_path, nodata = _masked_scene(tmp_path)
     result = run(params(scene, red_model, out_dir, PRE_IMAGE=pre_path, MASK_RASTER=cloud_path,
-                        MASK_POLYGONS=polygons_path))
+                        MASK_POLYGONS=polygons_path, MASK_BUFFER=0))
 
     expected_mask = np.where(nodata, 255, scene.expected_mask()).astype(np.uint8)
     expected_probability = np.where(nodata, -1.0, expected_red_difference(scene.pre_red, scene.post_red))
@@ -340,12 +340,34 @@ def test_nodata_and_cloud_masks_are_nodata_everywhere(qgis_app, tmp_path, red_mo
         assert feature["geometry"].Intersection(masked).GetArea() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_cloud_masks_are_buffered_by_default_and_image_nodata_is_not(qgis_app, tmp_path, red_model, out_dir):
+    from landslide_mapper.algorithms.map_event_landslides import DEFAULT_MASK_BUFFER_M
+    from landslide_mapper.model.mask_buffer import dilate_disk
+
+    scene, pre_path, cloud_path, polygons_path, _ = _masked_scene(tmp_path)
+    pre_nodata = gdal.Open(pre_path).ReadAsArray()[0] == 0
+    clouds = np.zeros(scene.shape, bool)
+    clouds[75:93, 0:16] = True   # the mask raster's box
+    clouds[35:46, 60:100] = True  # the mask polygon's box
+    for buffer_m, key in ((DEFAULT_MASK_BUFFER_M, None), (30.0, 30.0)):
+        overrides = dict(PRE_IMAGE=pre_path, MASK_RASTER=cloud_path, MASK_POLYGONS=polygons_path)
+        if key is not None:
+            overrides["MASK_BUFFER"] = key
+        folder = out_dir / f"buffer_{buffer_m:g}"
+        folder.mkdir()
+        result = run(params(scene, red_model, folder, **overrides))
+        left_out = pre_nodata | dilate_disk(clouds, int(math.ceil(buffer_m / 10.0)))
+        expected = np.where(left_out, 255, scene.expected_mask()).astype(np.uint8)
+        np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], expected)
+    assert DEFAULT_MASK_BUFFER_M > 0
+
+
 def test_windows_below_the_valid_fraction_are_skipped(qgis_app, tmp_path, red_model, out_dir):
     scene, pre_path, cloud_path, polygons_path, nodata = _masked_scene(tmp_path)
     window = 32
     step = window - 2 * tiny_card().context_px
     result = run(params(scene, red_model, out_dir, PRE_IMAGE=pre_path, MASK_RASTER=cloud_path,
-                        MASK_POLYGONS=polygons_path, WINDOW_SIZE=window, MIN_VALID_FRACTION=1.0))
+                        MASK_POLYGONS=polygons_path, MASK_BUFFER=0, WINDOW_SIZE=window, MIN_VALID_FRACTION=1.0))
 
     # Every core holding a nodata pixel is skipped and left nodata as a whole.
     expected = scene.expected_mask().copy()
@@ -712,6 +734,37 @@ def test_loaded_outputs_get_the_plugin_styles(qgis_app, event_scene, red_model, 
         assert probability.renderer().type() == "singlebandpseudocolor"
         assert polygons.featureCount() == len(event_scene.slides)
         assert polygons.renderer() is not None
+        # Read at a glance: outlines (no fill) on top, the probability under them, the mask loaded but switched off.
+        symbol_layers = polygons.renderer().symbol().symbolLayers()
+        assert [layer.layerType() for layer in symbol_layers] == ["SimpleLine", "SimpleLine"]
+        assert [item.color.alpha() for item in probability.renderer().shader().rasterShaderFunction().colorRampItemList()
+                if item.value <= 0.5] == [0, 0]
+        root = project.layerTreeRoot()
+        order = [node.layerId() for node in root.findLayers()]
+        assert order == [polygons.id(), probability.id(), mask.id()]
+        assert root.findLayer(polygons.id()).isVisible() and root.findLayer(probability.id()).isVisible()
+        assert not root.findLayer(mask.id()).isVisible()
+        assert [polygons.name(), probability.name(), mask.name()] == ["Landslides", "Landslide probability",
+                                                                      "Landslide mask"]
+    finally:
+        project.removeAllMapLayers()
+
+
+def test_load_order_leaves_other_layers_where_they_are(qgis_app, event_scene, red_model, out_dir):
+    import processing
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    project = QgsProject.instance()
+    project.removeAllMapLayers()
+    try:
+        user_layer = QgsRasterLayer(event_scene.post, "my post image")
+        project.addMapLayer(user_layer)
+        renderer_before = user_layer.renderer().type()
+        processing.runAndLoadResults(ALG_ID, params(event_scene, red_model, out_dir))
+        names = [node.name() for node in project.layerTreeRoot().findLayers()]
+        assert names == ["Landslides", "Landslide probability", "Landslide mask", "my post image"]
+        assert user_layer.renderer().type() == renderer_before
+        assert project.layerTreeRoot().findLayer(user_layer.id()).isVisible()
     finally:
         project.removeAllMapLayers()
 
@@ -730,6 +783,86 @@ def test_style_on_load_post_processor_on_fresh_layers(qgis_app, event_scene, red
         assert layer.renderer().type() != renderer  # QGIS's own default: single-band grey
         styling.StyleOnLoad(qml).postProcessLayer(layer, QgsProcessingContext(), QgsProcessingFeedback())
         assert layer.renderer().type() == renderer
+
+
+# --------------------------------------------------------------------------- 9b. the dialog: layout, defaults, bands
+
+
+def test_dialog_layout_defaults_and_discoverability(qgis_app):
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    algorithm = QgsApplication.processingRegistry().algorithmById(ALG_ID)
+    definitions = {d.name(): d for d in algorithm.parameterDefinitions()}
+    advanced = {name for name, d in definitions.items() if d.flags() & QgsProcessingParameterDefinition.FlagAdvanced}
+    hidden = {name for name, d in definitions.items() if d.flags() & QgsProcessingParameterDefinition.FlagHidden}
+    assert {"PRE_BANDS", "POST_BANDS", "DEM_BAND", "EXECUTION_PROVIDER", "WINDOW_SIZE", "THREADS", "MASK_RASTER",
+            "MASK_BUFFER"} <= advanced
+    assert hidden == {"PRE_RED_BAND", "PRE_GREEN_BAND", "PRE_BLUE_BAND", "POST_RED_BAND", "POST_GREEN_BAND",
+                      "POST_BLUE_BAND"}
+    visible = [name for name, d in definitions.items() if name not in advanced | hidden and not d.isDestination()]
+    assert len(visible) <= 9 and "band" not in " ".join(visible).lower()
+    assert definitions["PRE_BANDS"].defaultValue() == "1,2,3" == definitions["POST_BANDS"].defaultValue()
+    # the default model's card values are the shown defaults
+    assert definitions["THRESHOLD"].defaultValue() == pytest.approx(0.97)
+    assert definitions["MIN_AREA_M2"].defaultValue() == pytest.approx(200.0)
+    assert definitions["MASK_BUFFER"].defaultValue() == 50.0
+    assert "Image values" not in [d.description() for d in definitions.values()]
+    # outputs first among destinations, polygons first
+    destinations = [d.name() for d in algorithm.destinationParameterDefinitions()]
+    assert destinations == ["OUTPUT_POLYGONS", "OUTPUT_PROBABILITY", "OUTPUT_MASK"]
+    # discoverable
+    assert "earthquake" in algorithm.shortDescription()
+    assert {"earthquake", "onnx", "landslide", "sentinel-2"} <= set(algorithm.tags())
+    assert algorithm.helpUrl().endswith("README.md#map-event-landslides") or \
+        algorithm.helpUrl().endswith("#map-event-landslides")
+    with open(os.path.join(os.path.dirname(DATA_DIR), "..", "README.md"), encoding="utf-8") as handle:
+        assert "\n## Map event landslides\n" in handle.read()
+
+
+def test_bands_in_one_field_per_image_in_any_order(qgis_app, event_scene, red_model, tmp_path, out_dir):
+    post = gdal.Open(event_scene.post).ReadAsArray()
+    shuffled = write_raster(str(tmp_path / "post_gbr.tif"), post[[1, 2, 0]], event_scene.geotransform,
+                            event_scene.epsg)  # bands: green, blue, red
+    result = run(params(event_scene, red_model, out_dir, POST_IMAGE=shuffled, POST_BANDS="3,1,2"))
+    np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], event_scene.expected_mask())
+    wrong = run(params(event_scene, red_model, tmp_path, POST_IMAGE=shuffled,
+                       OUTPUT_MASK=str(tmp_path / "wrong.tif"), OUTPUT_PROBABILITY=None, OUTPUT_POLYGONS=None))
+    assert not np.array_equal(read(wrong["OUTPUT_MASK"])[0], event_scene.expected_mask())
+
+
+@pytest.mark.parametrize("value, fragment", [("1,2", "give 3 band"), ("1,2,x", "not a list of band numbers"),
+                                             ("1,2,9", "band 9 does not exist in post"), ("0,1,2", "from 1 up")])
+def test_band_field_messages_name_the_parameter(qgis_app, event_scene, red_model, out_dir, value, fragment):
+    message = _assert_refused(params(event_scene, red_model, out_dir, POST_BANDS=value), fragment, out_dir=out_dir)
+    assert "(POST_BANDS)" in message
+
+
+def test_shown_card_defaults_follow_another_model(qgis_app, red_model):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALG_ID)
+    context = QgsProcessingContext()
+    default = algorithm.parameterDefinition("MODEL").defaultValue()
+    # the default model's shown value: used as given with the default model, the chosen model's card otherwise
+    assert algorithm._card_value({"THRESHOLD": 0.97}, context, "THRESHOLD", default, 0) == pytest.approx(0.97)
+    assert algorithm._card_value({"THRESHOLD": 0.97}, context, "THRESHOLD", red_model, 0) is None
+    assert algorithm._card_value({"THRESHOLD": 0.6}, context, "THRESHOLD", red_model, 0) == pytest.approx(0.6)
+    assert algorithm._card_value({}, context, "THRESHOLD", red_model, 0) is None
+
+
+def test_execution_provider_cpu_runs_and_a_missing_gpu_is_refused_naming_the_parameter(
+        qgis_app, event_scene, red_model, out_dir, tmp_path):
+    import onnxruntime
+
+    for choice in (0, 1):  # automatic, CPU: here both run on the CPU
+        result = run(params(event_scene, red_model, out_dir, EXECUTION_PROVIDER=choice))
+        np.testing.assert_array_equal(read(result["OUTPUT_MASK"])[0], event_scene.expected_mask())
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        refused = tmp_path / "refused"
+        refused.mkdir()
+        message = _assert_refused(params(event_scene, red_model, refused, EXECUTION_PROVIDER=2),
+                                  "CUDAExecutionProvider", out_dir=refused)
+        assert "(EXECUTION_PROVIDER)" in message
 
 
 # --------------------------------------------------------------------------- 10. graphical modeler
