@@ -23,7 +23,8 @@ from .errors import CancelledError, GridError, InputDataError
 from .grid import Extent, Grid, RasterInput, WindowReader, build_grid, check_bands, gdal_cache_capped, open_raster
 from .masks import PolygonMask, RasterMask, VectorInput
 from .polygons import LandslidePolygon, iter_landslide_polygons
-from .preprocess import image_to_8bit, model_inputs, resolve_radiometry
+from .card import NORMALISATION_NONE
+from .preprocess import SceneStatistics, image_for_model, image_to_reflectance, model_inputs, resolve_radiometry
 from .session import LandslideModel
 from .terrain import HALO_PX, terrain_features
 from .tiling import PARTIAL_SUFFIX, GridRasterWriter, Window, commit_partial, count_windows, fit_window_px, plan_windows, remove_file
@@ -34,6 +35,7 @@ DEFAULT_WINDOW_PX = 1024  # measured in benchmarks/: fastest with peak memory un
 DEFAULT_MAX_WINDOWS = 250_000
 WINDOW_PROGRESS_SHARE = 0.85
 POLYGON_PROGRESS_SHARE = 0.1
+STATISTICS_WINDOW_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,32 @@ class _WindowSources:
             self.masks.append(RasterMask(request.mask_raster, grid))
         if request.mask_polygons is not None:
             self.masks.append(PolygonMask(request.mask_polygons, grid))
+        self.grid = grid
+        self.normalisers = {"pre": None, "post": None}
+
+    def measure_scene(self, card: ModelCard, is_cancelled: Callable[[], bool], log: Callable[[str], None]) -> None:
+        """Scene statistics of both images over the whole grid, when the card normalises (one bounded pass)."""
+        spec = card.image_normalisation
+        if spec.method == NORMALISATION_NONE:
+            return
+        stats = {"pre": SceneStatistics(), "post": SceneStatistics()}
+        step = STATISTICS_WINDOW_PX
+        for row in range(0, self.grid.height_px, step):
+            for col in range(0, self.grid.width_px, step):
+                _raise_if_cancelled(is_cancelled)
+                rows, cols = min(step, self.grid.height_px - row), min(step, self.grid.width_px - col)
+                masked = np.zeros((rows, cols), dtype=bool)
+                for mask in self.masks:
+                    masked |= mask.read(row, col, rows, cols)
+                for which, reader in (("pre", self.pre), ("post", self.post)):
+                    reflectance = image_to_reflectance(reader.read(row, col, rows, cols), self.radiometry[which])
+                    stats[which].add(reflectance, ~masked)
+        for which, label in (("pre", "pre-event image"), ("post", "post-event image")):
+            self.normalisers[which] = stats[which].normaliser(spec, label)
+            dark, reference = self.normalisers[which]
+            log(f"Scene normalisation of the {label} (R, G, B reflectance): dark "
+                f"{', '.join(f'{v:.3f}' for v in dark)}; typical surface {', '.join(f'{v:.3f}' for v in reference)} "
+                f"({stats[which].valid_pixels} valid pixels).")
 
     def read(self, window: Window, card: ModelCard) -> Tuple[dict, np.ndarray]:
         """Model inputs and the validity of one window."""
@@ -190,8 +218,8 @@ class _WindowSources:
         )
         for mask in self.masks:
             valid &= ~mask.read(r, c, s, s)
-        pre8 = image_to_8bit(np.nan_to_num(pre), self.radiometry["pre"], card.reflectance_saturation)
-        post8 = image_to_8bit(np.nan_to_num(post), self.radiometry["post"], card.reflectance_saturation)
+        pre8 = image_for_model(np.nan_to_num(pre), self.radiometry["pre"], card, self.normalisers["pre"])
+        post8 = image_for_model(np.nan_to_num(post), self.radiometry["post"], card, self.normalisers["post"])
         inputs = model_inputs(pre8, post8, np.nan_to_num(hillshade), np.nan_to_num(slope), valid, card)
         return inputs, valid
 
@@ -245,6 +273,7 @@ def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_
     try:
         sources = _WindowSources(request, plan.grid)
         log(f"Image values read as: pre {sources.radiometry['pre']}, post {sources.radiometry['post']}.")
+        sources.measure_scene(card, is_cancelled, log)
         _run_windows(plan, sources, writers, threshold, request, result, progress, is_cancelled)
         for writer in writers.values():
             writer.close()
