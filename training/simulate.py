@@ -156,10 +156,21 @@ def _encode(reflectance: np.ndarray, valid: np.ndarray, radiometry: str, rng: np
     return values, gdal.GDT_UInt16, 0
 
 
-def simulate_event(folder: str, style: str, seed: int, size_px: int = 768, gsd_m: float = 10.0,
-                   radiometry: str = "8bit", overwrite: bool = False) -> SimulatedEvent:
-    """Write one simulated event to ``folder`` (see the module docstring); reproducible by its arguments."""
-    if style not in STYLES:
+def simulate_event(folder: str, style: Optional[str], seed: int, size_px: int = 768, gsd_m: float = 10.0,
+                   radiometry: str = "8bit", overwrite: bool = False, family: Optional[str] = None) -> SimulatedEvent:
+    """Write one simulated event to ``folder`` (see the module docstring); reproducible by its arguments.
+
+    With ``family`` (see :mod:`training.simulate_families`) the event's style and
+    look are drawn from the family instead of a fixed ``style``.
+    """
+    if family is not None:
+        from .simulate_families import FAMILIES, RandomisedScene
+
+        if family not in FAMILIES:
+            raise ValueError(f"Unknown family '{family}'; known: {', '.join(FAMILIES)}.")
+        scene = RandomisedScene(FAMILIES[family], seed, size_px, gsd_m)
+        style = family
+    elif style not in STYLES:
         raise ValueError(f"Unknown style '{style}'; known: {', '.join(STYLES)}.")
     if radiometry not in ENCODINGS:
         raise ValueError(f"Unknown radiometry '{radiometry}'; use one of {', '.join(ENCODINGS)}.")
@@ -169,8 +180,9 @@ def simulate_event(folder: str, style: str, seed: int, size_px: int = 768, gsd_m
         if not overwrite:
             raise FileExistsError(f"{folder} exists; pass overwrite=True to replace it.")
         shutil.rmtree(folder)
-    spec = STYLES[style]
-    scene = Scene(spec, seed, size_px, gsd_m)
+    if family is None:
+        scene = Scene(STYLES[style], seed, size_px, gsd_m)
+    spec = scene.style
     layers = scene.render()
     rng = np.random.default_rng([seed, 1])
     srs = _srs(spec.epsg)
