@@ -80,6 +80,32 @@ class TerrainRecipe:
     fill_missing_neighbours: bool = True
 
 
+NORMALISATION_NONE = "none"
+NORMALISATION_SCENE = "scene_dark_median"
+NORMALISATION_METHODS = (NORMALISATION_NONE, NORMALISATION_SCENE)
+
+
+@dataclass(frozen=True)
+class ImageNormalisation:
+    """How each image is normalised over the whole event before it reaches the network.
+
+    ``none``: the 8-bit-equivalent values go in as they are (cards before this
+    field). ``scene_dark_median``: per image and band, over the valid pixels of
+    the whole event on the model grid, the ``dark_quantile`` (haze, path
+    radiance, offsets) maps to 0 and the ``reference_quantile`` (the typical
+    surface: gain, sun, season) to ``reference_value``; linear in between and
+    beyond, clipped to 0..255. Computed by :mod:`model.preprocess` for the
+    plugin and the trainer alike. A scene with fewer than
+    ``min_valid_pixels`` valid pixels in an image is refused.
+    """
+
+    method: str = NORMALISATION_NONE
+    dark_quantile: float = 0.01
+    reference_quantile: float = 0.5
+    reference_value: float = 48.0
+    min_valid_pixels: int = 10000
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """Everything the plugin needs to run a model, and what a user must know of it.
@@ -99,6 +125,8 @@ class ModelCard:
         terrain: Recipe for hillshade and slope.
         reflectance_saturation: Surface reflectance (x10000) mapped to 255 when
             converting Sentinel-2 L2A values to 8-bit (2000 as in ESA's L2A TCI).
+        image_normalisation: Scene-adaptive normalisation of both images
+            (absent in older cards: none).
         provenance: Free-form facts: trained_on, training_events, created, ...
         metrics: Measured scores (mcc, f1, precision, recall) and evaluated_on.
         schema_version: Version of this card format.
@@ -117,6 +145,7 @@ class ModelCard:
     min_area_m2: float = 100.0
     terrain: TerrainRecipe = field(default_factory=TerrainRecipe)
     reflectance_saturation: float = 2000.0
+    image_normalisation: ImageNormalisation = field(default_factory=ImageNormalisation)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
@@ -192,11 +221,13 @@ def card_from_json(text: str) -> ModelCard:
             for spec in data["inputs"]
         )
         terrain = TerrainRecipe(**data.get("terrain", {}))
+        normalisation = ImageNormalisation(**data.get("image_normalisation", {}))
         kwargs = {k: data[k] for k in _REQUIRED_SCALARS}
         optional = {k: data[k] for k in _OPTIONAL_SCALARS if k in data}
         return ModelCard(
             inputs=inputs,
             terrain=terrain,
+            image_normalisation=normalisation,
             provenance=dict(data.get("provenance", {})),
             metrics=dict(data.get("metrics", {})),
             **kwargs,
@@ -333,6 +364,13 @@ def _check_card(card: ModelCard) -> None:
         (card.reflectance_saturation > 0, "reflectance_saturation must be positive"),
         (card.terrain.gradient in ("Horn", "ZevenbergenThorne"), "terrain.gradient must be Horn or ZevenbergenThorne"),
         (card.terrain.slope_units == "degrees", "terrain.slope_units must be degrees"),
+        (card.image_normalisation.method in NORMALISATION_METHODS,
+         f"image_normalisation.method must be one of {', '.join(NORMALISATION_METHODS)}"),
+        (0.0 <= card.image_normalisation.dark_quantile < card.image_normalisation.reference_quantile < 1.0,
+         "image_normalisation needs 0 <= dark_quantile < reference_quantile < 1"),
+        (0.0 < card.image_normalisation.reference_value <= 255.0,
+         "image_normalisation.reference_value must lie in (0, 255]"),
+        (card.image_normalisation.min_valid_pixels >= 1, "image_normalisation.min_valid_pixels must be at least 1"),
     )
     for ok, message in checks:
         if not ok:

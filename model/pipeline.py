@@ -23,8 +23,9 @@ from .grid import Extent, Grid, RasterInput, WindowReader, check_bands, gdal_cac
 from .input_checks import check_mapping_inputs
 from .mask_buffer import BufferedMask, buffer_radius_px
 from .masks import PolygonMask, RasterMask, VectorInput
+from .card import NORMALISATION_NONE
 from .polygons import LandslidePolygon, PolygonFileWriter, iter_landslide_polygons
-from .preprocess import image_to_8bit, model_inputs, resolve_radiometry
+from .preprocess import SceneStatistics, image_for_model, image_to_reflectance, model_inputs, resolve_radiometry
 from .session import LandslideModel
 from .terrain import HALO_PX, terrain_features
 from .tiling import GridRasterWriter, Window, count_windows, fit_window_px, plan_windows
@@ -40,6 +41,7 @@ RADIOMETRY_WORDS = {
     "s2_l2a": "Sentinel-2 L2A reflectance",
     "s2_l2a_offset": "Sentinel-2 L2A reflectance with the +1000 offset",
 }
+STATISTICS_WINDOW_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,32 @@ class _WindowSources:
             self.masks.append(PolygonMask(request.mask_polygons, grid))
         radius = buffer_radius_px(request.mask_buffer_m, grid.gsd_m)
         self.masks = [BufferedMask(mask, radius) for mask in self.masks] if radius else self.masks
+        self.grid = grid
+        self.normalisers = {"pre": None, "post": None}
+
+    def measure_scene(self, card: ModelCard, raise_if_cancelled: Callable[[], None], log: Callable[[str], None]) -> None:
+        """Scene statistics of both images over the whole grid, when the card normalises (one bounded pass)."""
+        spec = card.image_normalisation
+        if spec.method == NORMALISATION_NONE:
+            return
+        stats = {"pre": SceneStatistics(), "post": SceneStatistics()}
+        step = STATISTICS_WINDOW_PX
+        for row in range(0, self.grid.height_px, step):
+            for col in range(0, self.grid.width_px, step):
+                raise_if_cancelled()
+                rows, cols = min(step, self.grid.height_px - row), min(step, self.grid.width_px - col)
+                masked = np.zeros((rows, cols), dtype=bool)
+                for mask in self.masks:
+                    masked |= mask.read(row, col, rows, cols)
+                for which, reader in (("pre", self.pre), ("post", self.post)):
+                    reflectance = image_to_reflectance(reader.read(row, col, rows, cols), self.radiometry[which])
+                    stats[which].add(reflectance, ~masked)
+        for which, label in (("pre", "pre-event image"), ("post", "post-event image")):
+            self.normalisers[which] = stats[which].normaliser(spec, label)
+            dark, reference = self.normalisers[which]
+            log(f"Scene normalisation of the {label} (R, G, B reflectance): dark "
+                f"{', '.join(f'{v:.3f}' for v in dark)}; typical surface {', '.join(f'{v:.3f}' for v in reference)} "
+                f"({stats[which].valid_pixels} valid pixels).")
 
     def read(self, window: Window, card: ModelCard) -> Tuple[dict, np.ndarray]:
         """Model inputs and the validity of one window."""
@@ -221,8 +249,8 @@ class _WindowSources:
         )
         for mask in self.masks:
             valid &= ~mask.read(r, c, s, s)
-        pre8 = image_to_8bit(np.nan_to_num(pre), self.radiometry["pre"], card.reflectance_saturation)
-        post8 = image_to_8bit(np.nan_to_num(post), self.radiometry["post"], card.reflectance_saturation)
+        pre8 = image_for_model(np.nan_to_num(pre), self.radiometry["pre"], card, self.normalisers["pre"])
+        post8 = image_for_model(np.nan_to_num(post), self.radiometry["post"], card, self.normalisers["post"])
         inputs = model_inputs(pre8, post8, np.nan_to_num(hillshade), np.nan_to_num(slope), valid, card)
         return inputs, valid
 
@@ -288,6 +316,7 @@ def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_
             sources = _WindowSources(request, plan.grid, plan.dem_metres_per_unit)
             log(f"Image type: pre-event image read as {RADIOMETRY_WORDS.get(sources.radiometry['pre'], sources.radiometry['pre'])}, "
                 f"post-event image as {RADIOMETRY_WORDS.get(sources.radiometry['post'], sources.radiometry['post'])}.")
+            sources.measure_scene(card, outputs.raise_if_cancelled, log)
             _run_windows(plan, sources, writers, threshold, request, result, progress, outputs.raise_if_cancelled)
             for writer in writers.values():
                 writer.close()

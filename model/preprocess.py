@@ -6,12 +6,19 @@ validity are prepared one way only.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional, Tuple
 
 import numpy as np
-from osgeo import gdal
 
-from .card import ROLE_POST_IMAGE, ROLE_PRE_IMAGE, ROLE_TERRAIN, InputSpec, ModelCard
+from .card import (
+    NORMALISATION_NONE,
+    ROLE_POST_IMAGE,
+    ROLE_PRE_IMAGE,
+    ROLE_TERRAIN,
+    ImageNormalisation,
+    InputSpec,
+    ModelCard,
+)
 from .errors import InputDataError
 
 RADIOMETRY_AUTO = "auto"
@@ -31,6 +38,8 @@ def resolve_radiometry(radiometry: str, gdal_data_type: int) -> str:
         raise InputDataError(f"Unknown image radiometry '{radiometry}'; use one of {', '.join(RADIOMETRIES)}.")
     if radiometry != RADIOMETRY_AUTO:
         return radiometry
+    from osgeo import gdal  # the trainer's device runs have no GDAL; only this needs it
+
     return RADIOMETRY_8BIT if gdal_data_type == gdal.GDT_Byte else RADIOMETRY_S2_L2A
 
 
@@ -44,6 +53,92 @@ def image_to_8bit(values: np.ndarray, radiometry: str, reflectance_saturation: f
         return np.clip(values, 0.0, 255.0)
     offset = S2_BOA_ADD_OFFSET if radiometry == RADIOMETRY_S2_L2A_OFFSET else 0.0
     return np.clip((values - offset) * (255.0 / reflectance_saturation), 0.0, 255.0)
+
+
+def image_to_reflectance(values: np.ndarray, radiometry: str) -> np.ndarray:
+    """Image values as reflectance-like floats: L2A reflectance, or 8-bit values / 255.
+
+    Unlike :func:`image_to_8bit` nothing saturates, so the scene statistics of
+    :class:`SceneStatistics` see bright scars, snow and cloud as they are.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    if radiometry == RADIOMETRY_8BIT:
+        return values / np.float32(255.0)
+    offset = S2_BOA_ADD_OFFSET if radiometry == RADIOMETRY_S2_L2A_OFFSET else 0.0
+    return (values - np.float32(offset)) / np.float32(10000.0)
+
+
+HISTOGRAM_MAX_REFLECTANCE = 1.6
+HISTOGRAM_BINS = 8000  # 0.0002 reflectance per bin, 2 DN of L2A
+
+
+class SceneStatistics:
+    """Per-band quantiles of one image over the valid pixels of a whole event, in bounded memory.
+
+    Windows are added one by one (:meth:`add`); only a fixed histogram per band
+    is kept, so memory does not grow with the scene. The plugin adds the
+    windows of its grid; the trainer adds a whole simulated scene at once.
+    Both then call :func:`normalise_image` with the same numbers.
+    """
+
+    def __init__(self, bands: int = 3):
+        self.counts = np.zeros((bands, HISTOGRAM_BINS), dtype=np.int64)
+
+    @property
+    def valid_pixels(self) -> int:
+        return int(self.counts[0].sum())
+
+    def add(self, reflectance: np.ndarray, valid: np.ndarray) -> None:
+        """Count the valid pixels of a (bands, H, W) reflectance window."""
+        valid = np.asarray(valid, dtype=bool) & np.isfinite(reflectance).all(axis=0)
+        if not valid.any():
+            return
+        for band, values in enumerate(reflectance):
+            index = np.clip(values[valid] * (HISTOGRAM_BINS / HISTOGRAM_MAX_REFLECTANCE), 0, HISTOGRAM_BINS - 1)
+            self.counts[band] += np.bincount(index.astype(np.int64), minlength=HISTOGRAM_BINS)
+
+    def quantiles(self, q: float) -> np.ndarray:
+        """The ``q`` quantile of each band (bin centres), in reflectance."""
+        cumulative = np.cumsum(self.counts, axis=1)
+        total = cumulative[:, -1:]
+        index = (cumulative < q * total).sum(axis=1)
+        return (np.minimum(index, HISTOGRAM_BINS - 1) + 0.5) * (HISTOGRAM_MAX_REFLECTANCE / HISTOGRAM_BINS)
+
+    def normaliser(self, spec: ImageNormalisation, what: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Per-band ``(dark, reference)`` reflectances; refuse an image with too few valid pixels."""
+        if self.valid_pixels < spec.min_valid_pixels:
+            raise InputDataError(
+                f"The {what} has only {self.valid_pixels} valid pixels on the model grid (outside nodata and the "
+                f"cloud/snow mask); the model's scene normalisation needs at least {spec.min_valid_pixels}. "
+                "Choose a larger extent or a clearer image."
+            )
+        dark = self.quantiles(spec.dark_quantile)
+        reference = self.quantiles(spec.reference_quantile)
+        floor = 0.002  # 20 DN of L2A: a uniform, hazy scene is not stretched into noise
+        return dark, np.maximum(reference, dark + floor)
+
+
+def normalise_image(reflectance: np.ndarray, normaliser: Tuple[np.ndarray, np.ndarray],
+                    spec: ImageNormalisation) -> np.ndarray:
+    """A (3, H, W) reflectance window as normalised 8-bit-equivalent values (see :class:`ImageNormalisation`)."""
+    dark, reference = (np.asarray(a, dtype=np.float32)[:, None, None] for a in normaliser)
+    gain = np.float32(spec.reference_value) / (reference - dark)
+    return np.clip((reflectance - dark) * gain, 0.0, 255.0)
+
+
+def image_for_model(values: np.ndarray, radiometry: str, card: ModelCard,
+                    normaliser: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    """Raw image values as the 8-bit-equivalent values the card's scaling takes.
+
+    Cards without scene normalisation use :func:`image_to_8bit`; the others
+    need the image's ``normaliser`` from :class:`SceneStatistics`.
+    """
+    spec = card.image_normalisation
+    if spec.method == NORMALISATION_NONE:
+        return image_to_8bit(values, radiometry, card.reflectance_saturation)
+    if normaliser is None:
+        raise InputDataError("This model normalises each image over the whole scene; no scene statistics were given.")
+    return normalise_image(image_to_reflectance(values, radiometry), normaliser, spec)
 
 
 def scale_channels(raw: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -124,13 +124,47 @@ def cmd_convert_original(args) -> int:
     return 0
 
 
+def cmd_export_weights(args) -> int:
+    import dataclasses
+
+    from model.card import card_from_json
+
+    from .export import export_onnx
+    from .network import build_resunet
+    from .train_generated import STATE_FILE, WEIGHTS_FILE, load_weight_parts
+
+    with open(os.path.join(args.folder, "card.json"), encoding="utf-8") as handle:
+        card = card_from_json(handle.read())
+    with open(os.path.join(args.folder, STATE_FILE), encoding="utf-8") as handle:
+        state = json.load(handle)
+    network = build_resunet(width=float(state["width"]), l2=1e-5)
+    if args.weight_parts:
+        load_weight_parts(network, args.weight_parts)
+    else:
+        network.load_weights(os.path.join(args.folder, WEIGHTS_FILE))
+    provenance = dict(card.provenance, steps=state["steps"], tiles_seen=state["tiles"],
+                      tiles_by_kind=state.get("tiles_by_kind", {}), training_seconds=round(state["seconds"]))
+    if args.trained_on:
+        provenance["trained_on"] = args.trained_on
+    changes = {"provenance": provenance}
+    if args.threshold is not None:
+        changes["threshold"] = args.threshold
+    if args.name:
+        changes["name"] = args.name
+    card = dataclasses.replace(card, **changes)
+    worst = export_onnx(network, card, args.output, overwrite=args.overwrite, tolerance=args.parity_tolerance)
+    print(f"wrote {args.output} (onnxruntime vs Keras max difference {worst:.2g})")
+    return 0
+
+
 def cmd_simulate(args) -> int:
     from .simulate import simulate_event
 
     for seed in args.seeds:
-        folder = args.folder if len(args.seeds) == 1 else os.path.join(args.folder, f"{args.style}_{seed}")
+        kind = args.family or args.style
+        folder = args.folder if len(args.seeds) == 1 else os.path.join(args.folder, f"{kind}_{seed}")
         event = simulate_event(folder, args.style, seed, size_px=args.size, gsd_m=args.gsd,
-                               radiometry=args.radiometry, overwrite=args.overwrite)
+                               radiometry=args.radiometry, overwrite=args.overwrite, family=args.family)
         print(f"{folder}: {event.style} seed {seed}, {event.landslides} landslides, "
               f"{event.landslide_area_m2 / 1e6:.3f} km2, {event.radiometry}")
     return 0
@@ -224,15 +258,33 @@ def parser() -> argparse.ArgumentParser:
 
     from .simulate_styles import ENCODINGS, STYLES  # no TensorFlow, no SciPy: keeps --help light
 
+    FAMILY_NAMES = ("forested_mountains", "tropical_hills", "agricultural_hills", "semi_arid_ranges",
+                    "volcanic_plateau")  # training.simulate_families.FAMILIES (SciPy: not imported for --help)
+
     p = sub.add_parser("simulate", help="write simulated labelled events")
     p.add_argument("folder", help="event folder (with several seeds: a parent folder of <style>_<seed>/)")
-    p.add_argument("--style", required=True, choices=sorted(STYLES))
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--style", choices=sorted(STYLES), help="a fixed style (the default model before families)")
+    kind.add_argument("--family", choices=sorted(FAMILY_NAMES),
+                      help="a family, randomised per event (training.simulate_families)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1])
     p.add_argument("--size", type=int, default=768, help="scene size in pixels (default %(default)s)")
     p.add_argument("--gsd", type=float, default=10.0, help="pixel size in metres (default %(default)s)")
     p.add_argument("--radiometry", default="8bit", choices=ENCODINGS)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("export-weights", help="export a train_generated network (weights + card) to ONNX")
+    p.add_argument("folder", help="a width folder of training.train_generated (card.json, state.json, weights)")
+    p.add_argument("output", help="ONNX file to write")
+    p.add_argument("--threshold", type=float, default=None, help="default threshold to store in the card")
+    p.add_argument("--weight-parts", nargs="+", default=None,
+                   help="npz parts written by train_generated --parts-dir, instead of the folder's weights file")
+    p.add_argument("--name", default=None)
+    p.add_argument("--trained-on", default=None, help="what the model was trained on, in words")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--parity-tolerance", type=float, default=1e-4)
+    p.set_defaults(func=cmd_export_weights)
 
     p = sub.add_parser("evaluate", help="score an ONNX model's maps of labelled events against their inventories")
     p.add_argument("model", help="carded ONNX model")

@@ -103,7 +103,6 @@ import dataclasses
 import string
 
 import keras
-import tensorflow as tf
 from keras import layers
 
 SERIALIZATION_PACKAGE = "landslide_resunet"
@@ -237,6 +236,12 @@ class BilinearUpSampling2D(layers.Layer):
 
     def call(self, inputs):
         """Resizes ``inputs`` (N, H, W, C) to (N, factor*H, factor*W, C)."""
+        if keras.backend.backend() != "tensorflow":  # JAX (GPU training): static sizes, the same values
+            _, height, width, channels = inputs.shape
+            size = (height * self.factor, width * self.factor)
+            return keras.ops.image.resize(inputs, size, interpolation=self.interpolation, antialias=False)
+        import tensorflow as tf
+
         size_px = tf.shape(inputs)[1:3] * self.factor
         resized = tf.image.resize(inputs, size_px, method=self.interpolation)
         return tf.cast(resized, inputs.dtype)

@@ -1,0 +1,113 @@
+"""Families of simulated events, domain randomisation, real backgrounds and generated samples."""
+
+import numpy as np
+import pytest
+
+from model.card import ImageNormalisation
+from training.augment import check_sample
+from training.generated import cut_samples, encode, event_layers
+from training.real_backgrounds import RealBackgroundScene
+from training.simulate_families import (
+    FAMILIES,
+    HELD_OUT_FAMILIES,
+    TRAINING_FAMILIES,
+    RandomisedScene,
+    cast_shadow,
+    draw_look,
+)
+from tests.helpers.tiny_models import tiny_card
+
+SIZE = 160
+
+
+def test_held_out_families_are_never_training_families():
+    assert set(HELD_OUT_FAMILIES) & set(TRAINING_FAMILIES) == set()
+    assert set(HELD_OUT_FAMILIES) | set(TRAINING_FAMILIES) == set(FAMILIES)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_each_family_renders_a_reproducible_event(family):
+    first = RandomisedScene(FAMILIES[family], 3, SIZE, 10.0).render()
+    again = RandomisedScene(FAMILIES[family], 3, SIZE, 10.0).render()
+    other = RandomisedScene(FAMILIES[family], 4, SIZE, 10.0).render()
+    for key in ("pre", "post", "event"):
+        np.testing.assert_array_equal(first[key], again[key])
+    assert not np.array_equal(first["post"], other["post"])
+    assert first["pre"].shape == (3, SIZE, SIZE) and first["event"].dtype == bool
+    assert np.isfinite(first["post"]).all() and first["post"].min() >= 0
+
+
+def test_looks_vary_what_the_issue_lists():
+    rng = np.random.default_rng(0)
+    looks = [draw_look(rng, FAMILIES["forested_mountains"]) for _ in range(200)]
+    seasons = {(look.pre.season, look.post.season) for look in looks}
+    assert len(seasons) > 8                                    # pre and post in different seasons
+    assert {look.pre.snow for look in looks} | {look.post.snow for look in looks} >= {"none", "peaks", "gullies"}
+    assert not any(look.pre.snow != "none" and look.post.snow != "none" for look in looks)  # one image only
+    elevations = [look.pre.sun_elevation_deg for look in looks]
+    assert 15 <= min(elevations) < 20 and 60 < max(elevations) <= 65
+    assert max(look.misregistration_px for look in looks) <= 1.0
+    scar_brightness = [sum(look.scar_colour) for look in looks]
+    assert min(scar_brightness) < 0.4 < 0.6 < max(scar_brightness)    # dark wet soil .. pale pumice
+    dense = [look.swarm_per_km2 for look in looks if look.swarm_area_fraction < 1]
+    assert dense and min(dense) >= 60                          # co-seismic swarms: hundreds per km2
+
+
+def test_a_ridge_casts_its_shadow_away_from_the_sun():
+    dem = np.zeros((60, 60))
+    dem[:, 30] = 200.0                                        # a north-south wall
+    shadow = cast_shadow(dem, 10.0, azimuth_deg=90.0, elevation_deg=30.0)   # sun in the east
+    assert shadow[:, 20:29].all() and not shadow[:, 31:].any()
+    assert not cast_shadow(dem, 10.0, 90.0, 89.0)[:, :25].any()              # high sun: a short shadow
+
+
+def test_real_backgrounds_keep_the_pair_and_label_only_what_was_drawn():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.02, 0.12, (3, 300, 300)).astype(np.float32)
+    pairs = {"place": (base, base * 1.05)}
+    scene = RealBackgroundScene(pairs, 5, 256, 10.0)
+    layers = scene.render()
+    assert layers["pre"].shape == (3, 256, 256)
+    changed = np.abs(layers["post"] - layers["pre"] * 1.0).mean(axis=0)
+    if layers["event"].any():
+        assert changed[layers["event"]].mean() > 3 * changed[~layers["event"]].mean()
+
+
+def test_generated_samples_are_normalised_like_the_plugin_and_fit_the_tile_store_format():
+    card = tiny_card(image_normalisation=ImageNormalisation("scene_dark_median", min_valid_pixels=1000))
+    layers = event_layers("volcanic_plateau", 8, card, size_px=SIZE)
+    assert layers["pre"].dtype == np.uint8 and layers["pre"].shape == (3, SIZE, SIZE)
+    valid = layers["valid"]
+    assert 30 < np.median(layers["post"][:, valid]) < 70      # the typical surface sits near 48
+    samples = cut_samples(layers, 64, 5, np.random.default_rng(0))
+    assert len(samples) == 5 and all(check_sample(s) == 64 for s in samples)
+
+
+def test_encodings_are_what_users_have():
+    rng = np.random.default_rng(2)
+    reflectance = rng.uniform(0.0, 0.4, (3, 64, 64)).astype(np.float32)
+    l2a = encode(reflectance, "s2_l2a", rng)
+    offset = encode(reflectance, "s2_l2a_offset", rng)
+    np.testing.assert_allclose(offset - l2a, 1000.0, atol=1.0)
+    eight = encode(reflectance, "8bit", rng)
+    assert eight.min() >= 1 and eight.max() <= 255
+
+
+def test_weight_parts_round_trip_and_stay_under_the_part_size(tmp_path):
+    from training.network import build_resunet
+    from training.train_generated import NPZ_PART_BYTES, load_weight_parts, save_weight_parts
+
+    network = build_resunet(width=0.125, l2=0.0)
+    paths = save_weight_parts(network, str(tmp_path / "w"))
+    assert all((tmp_path / p).stat().st_size <= NPZ_PART_BYTES * 1.05 for p in paths)
+    other = build_resunet(width=0.125, l2=0.0)
+    load_weight_parts(other, paths)
+    for a, b in zip(network.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_families_are_written_as_event_folders(tmp_path):
+    from training.simulate import simulate_event
+
+    event = simulate_event(str(tmp_path / "e"), None, 4, size_px=128, family="semi_arid_ranges", radiometry="s2_l2a")
+    assert event.style == "semi_arid_ranges" and (tmp_path / "e" / "inventory.gpkg").exists()
