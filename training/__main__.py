@@ -131,17 +131,14 @@ def cmd_export_weights(args) -> int:
 
     from .export import export_onnx
     from .network import build_resunet
-    from .train_generated import STATE_FILE, WEIGHTS_FILE, load_weight_parts
+    from .train_generated import STATE_FILE, load_weight_parts
 
     with open(os.path.join(args.folder, "card.json"), encoding="utf-8") as handle:
         card = card_from_json(handle.read())
     with open(os.path.join(args.folder, STATE_FILE), encoding="utf-8") as handle:
         state = json.load(handle)
     network = build_resunet(width=float(state["width"]), l2=1e-5)
-    if args.weight_parts:
-        load_weight_parts(network, args.weight_parts)
-    else:
-        network.load_weights(os.path.join(args.folder, WEIGHTS_FILE))
+    load_weight_parts(network, args.weight_parts or [os.path.join(args.folder, p) for p in state["weights"]])
     provenance = dict(card.provenance, steps=state["steps"], tiles_seen=state["tiles"],
                       tiles_by_kind=state.get("tiles_by_kind", {}), training_seconds=round(state["seconds"]))
     if args.trained_on:

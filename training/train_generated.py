@@ -5,9 +5,11 @@ tiles (:func:`training.augment.augment_sample`, the paper's recipe) and
 compute the network inputs exactly as the plugin does; the main process
 trains. Every event is new, so there is no epoch and no overfitting to a
 fixed set; held-out families are never drawn. Weights are saved every few
-minutes and at the end (``weights.h5`` with ``state.json``), and a run given
-the same ``--out`` resumes from them (optimizer state restarts; the learning
-rate schedule follows the step count).
+minutes and at the end (``weights_<step>_part<k>.npz``, parts of at most
+15 MB that the GPU machine can hand back and git can keep, named in
+``state.json``, which is replaced last), and a run given the same ``--out``
+resumes from them (optimizer state restarts; the learning rate schedule
+follows the step count).
 
 Runs with any Keras 3 backend: ``KERAS_BACKEND=jax`` on a GPU machine without
 TensorFlow or GDAL, TensorFlow on the CPU here. Export afterwards with
@@ -36,7 +38,7 @@ from .real_backgrounds import REAL_BACKGROUNDS
 from .simulate_families import HELD_OUT_FAMILIES, TRAINING_FAMILIES
 
 DEFAULT_KINDS = TRAINING_FAMILIES + (REAL_BACKGROUNDS,)
-WEIGHTS_FILE = "weights.weights.h5"
+WEIGHTS_PREFIX = "weights"
 STATE_FILE = "state.json"
 
 
@@ -145,10 +147,9 @@ class _Trainee:
             with open(self.state_path, encoding="utf-8") as handle:
                 self.state.update(json.load(handle))
         self.network = build_resunet(width=width, l2=1e-5)
-        self.weights_path = os.path.join(self.folder, WEIGHTS_FILE)
-        if os.path.exists(self.weights_path):
-            self.network.load_weights(self.weights_path)
-            log(f"width {width:g}: resumed from {self.weights_path} after {self.state['steps']} steps")
+        if self.state.get("weights"):
+            load_weight_parts(self.network, [os.path.join(self.folder, p) for p in self.state["weights"]])
+            log(f"width {width:g}: resumed from {self.folder} after {self.state['steps']} steps")
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=20_000, alpha=0.1)
         self.network.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
                              loss=output_losses(OUTPUT_NAMES), loss_weights=loss_weights(OUTPUT_NAMES))
@@ -166,12 +167,16 @@ class _Trainee:
         return loss
 
     def save(self) -> None:
-        partial = self.weights_path[: -len(".weights.h5")] + ".partial.weights.h5"
-        self.network.save_weights(partial)
-        os.replace(partial, self.weights_path)
+        """New weight parts first, then the state that names them; then the old parts go."""
+        old = list(self.state.get("weights", []))
+        prefix = os.path.join(self.folder, f"{WEIGHTS_PREFIX}_{self.state['steps']:07d}")
+        self.state["weights"] = [os.path.basename(p) for p in save_weight_parts(self.network, prefix)]
         with open(self.state_path + ".partial", "w", encoding="utf-8") as handle:
             json.dump(self.state, handle, indent=1)
         os.replace(self.state_path + ".partial", self.state_path)
+        for name in set(old) - set(self.state["weights"]):
+            if os.path.exists(os.path.join(self.folder, name)):
+                os.remove(os.path.join(self.folder, name))
 
 
 def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_size: int = 16, workers: int = 0,
@@ -223,7 +228,7 @@ def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_
             for kind, count in counts.items():
                 trainee.state["tiles_by_kind"][kind] = trainee.state["tiles_by_kind"].get(kind, 0) + count
             trainee.save()
-            log(f"width {trainee.state['width']:g}: saved {trainee.weights_path}: {trainee.state['steps']} steps, "
+            log(f"width {trainee.state['width']:g}: saved {trainee.folder}: {trainee.state['steps']} steps, "
                 f"{trainee.state['tiles']} tiles, {trainee.state['seconds']:.0f} s in all, running loss {trainee.running}")
     return trainees
 

@@ -111,3 +111,35 @@ def test_families_are_written_as_event_folders(tmp_path):
 
     event = simulate_event(str(tmp_path / "e"), None, 4, size_px=128, family="semi_arid_ranges", radiometry="s2_l2a")
     assert event.style == "semi_arid_ranges" and (tmp_path / "e" / "inventory.gpkg").exists()
+
+
+def test_a_trainee_resumes_from_its_saved_parts_and_replaces_them(tmp_path):
+    from training.train_generated import _Trainee
+
+    first = _Trainee(str(tmp_path), 0.125, 96, ["forested_mountains"], 1e-4, log=lambda m: None)
+    first.state["steps"] = 7
+    first.save()
+    parts = first.state["weights"]
+    assert parts and all((tmp_path / "width_0.125" / p).exists() for p in parts)
+    again = _Trainee(str(tmp_path), 0.125, 96, ["forested_mountains"], 1e-4, log=lambda m: None)
+    assert again.state["steps"] == 7 and int(again.network.optimizer.iterations.numpy()) == 7
+    for a, b in zip(first.network.get_weights(), again.network.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    again.state["steps"] = 9
+    again.save()
+    assert not any((tmp_path / "width_0.125" / p).exists() for p in parts)   # the old parts are gone
+
+
+def test_the_committed_checkpoint_loads():
+    import json
+    import os
+
+    from training.network import build_resunet
+    from training.train_generated import load_weight_parts
+
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "training", "checkpoints", "families", "width_0.125")
+    with open(os.path.join(folder, "state.json"), encoding="utf-8") as handle:
+        state = json.load(handle)
+    network = build_resunet(width=state["width"], l2=1e-5)
+    load_weight_parts(network, [os.path.join(folder, p) for p in state["weights"]])
+    assert state["steps"] > 0

@@ -1,0 +1,213 @@
+"""Score carded ONNX models on simulated events of whole families, beside change-index baselines.
+
+    python benchmarks/score_families.py --models A.onnx B.onnx --calibrate EVENT ... --held-out EVENT ... --json out.json
+
+Events are folders written by ``python -m training simulate --family NAME`` (pre, post, dem, inventory,
+clouds). Each model maps each event with the plugin's own core (``model.pipeline.map_landslides``, the event's
+cloud/snow polygons as the mask, the card's scene normalisation) and its probability is scored pixel by pixel
+against the rasterised inventory over the mapped pixels, for thresholds 0.05 to 0.99.
+
+- The threshold is the best-MCC threshold pooled over the ``--calibrate`` events (families used in training,
+  seeds never used in training); the ``--held-out`` events (families never used in training) are scored at
+  that threshold, pooled and per family. The same is reported at the card's own threshold.
+- Baselines on the same pixels: post-event brightening (mean of R, G, B post minus pre, after each image is
+  normalised by its own median, so that 8-bit and reflectance events compare) and greenness loss (GRVI pre
+  minus GRVI post), both zero on slopes under 10 degrees, each at its own best-MCC threshold per family
+  (an oracle threshold: the baseline's best case).
+
+Imports numpy, GDAL, onnxruntime and the repository's model/ only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+import numpy as np
+from osgeo import gdal, ogr
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from model.grid import RasterInput  # noqa: E402
+from model.masks import VectorInput  # noqa: E402
+from model.pipeline import MappingRequest, map_landslides  # noqa: E402
+from model.session import LandslideModel  # noqa: E402
+
+gdal.UseExceptions()
+THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.01), 2)
+BASELINE_SLOPE_DEG = 10.0
+
+
+def confusions(score: np.ndarray, truth: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(len(thresholds), 4) TP, FP, FN, TN of ``score >= t``."""
+    order = np.argsort(score)
+    sorted_score, sorted_truth = score[order], truth[order].astype(np.int64)
+    positives_above = np.concatenate([np.cumsum(sorted_truth[::-1])[::-1], [0]])
+    index = np.searchsorted(sorted_score, thresholds, side="left")
+    above = len(score) - index
+    tp = positives_above[index]
+    fp = above - tp
+    fn = truth.sum() - tp
+    tn = len(score) - tp - fp - fn
+    return np.stack([tp, fp, fn, tn], axis=1)
+
+
+def mcc(c: np.ndarray) -> np.ndarray:
+    tp, fp, fn, tn = (c[..., k].astype(np.float64) for k in range(4))
+    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return np.where(denominator > 0, (tp * tn - fp * fn) / np.maximum(denominator, 1e-12), 0.0)
+
+
+def prf(c: np.ndarray) -> Dict[str, float]:
+    tp, fp, fn, _ = (float(v) for v in c)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"mcc": float(mcc(np.asarray(c))), "f1": f1, "precision": precision, "recall": recall}
+
+
+def rasterize_inventory(event_dir: str, like: gdal.Dataset) -> np.ndarray:
+    target = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, 1, gdal.GDT_Byte)
+    target.SetGeoTransform(like.GetGeoTransform())
+    target.SetProjection(like.GetProjection())
+    source = ogr.Open(os.path.join(event_dir, "inventory.gpkg"))
+    gdal.RasterizeLayer(target, [1], source.GetLayerByName("landslides"), burn_values=[1])
+    return target.ReadAsArray().astype(bool)
+
+
+def warp_like(path: str, like: gdal.Dataset, bands=None, algorithm: str = "bilinear") -> np.ndarray:
+    gt = like.GetGeoTransform()
+    bounds = (gt[0], gt[3] + like.RasterYSize * gt[5], gt[0] + like.RasterXSize * gt[1], gt[3])
+    warped = gdal.Warp("", path, format="MEM", outputBounds=bounds, width=like.RasterXSize, height=like.RasterYSize,
+                       dstSRS=like.GetProjection(), resampleAlg=algorithm, outputType=gdal.GDT_Float32,
+                       dstNodata=float("nan"))
+    return warped.ReadAsArray().astype(np.float32)
+
+
+def change_indices(event_dir: str, like: gdal.Dataset) -> Dict[str, np.ndarray]:
+    pre = warp_like(os.path.join(event_dir, "pre.tif"), like)
+    post = warp_like(os.path.join(event_dir, "post.tif"), like)
+    dem = warp_like(os.path.join(event_dir, "dem.tif"), like)
+    gsd = like.GetGeoTransform()[1]
+    gy, gx = np.gradient(dem, gsd)
+    slope = np.degrees(np.arctan(np.hypot(gx, gy)))
+    pre = np.where(pre > 0, pre, np.nan)
+    post = np.where(post > 0, post, np.nan)
+    pre_n = pre / np.nanmedian(pre, axis=(1, 2))[:, None, None]
+    post_n = post / np.nanmedian(post, axis=(1, 2))[:, None, None]
+
+    def grvi(image):
+        return (image[1] - image[0]) / np.maximum(image[1] + image[0], 1e-6)
+
+    steep = slope >= BASELINE_SLOPE_DEG
+    brightening = np.where(steep, post_n.mean(axis=0) - pre_n.mean(axis=0), -10.0)
+    greenness = np.where(steep, grvi(pre) - grvi(post), -10.0)
+    return {"brightening": np.nan_to_num(brightening, nan=-10.0), "greenness_loss": np.nan_to_num(greenness, nan=-10.0)}
+
+
+def score_event(model_path: str, event_dir: str, work_dir: str) -> Dict[str, np.ndarray]:
+    probability_path = os.path.join(work_dir, "probability.tif")
+    request = MappingRequest(model_path, RasterInput(os.path.join(event_dir, "pre.tif"), (1, 2, 3)),
+                             RasterInput(os.path.join(event_dir, "post.tif"), (1, 2, 3)),
+                             RasterInput(os.path.join(event_dir, "dem.tif"), (1,)),
+                             mask_polygons=VectorInput(os.path.join(event_dir, "clouds.gpkg")),
+                             probability_path=probability_path, work_dir=work_dir, min_area_m2=0.0)
+    map_landslides(request)
+    like = gdal.Open(probability_path)
+    probability = like.GetRasterBand(1).ReadAsArray()
+    truth = rasterize_inventory(event_dir, like)
+    valid = probability >= 0
+    indices = change_indices(event_dir, like)
+    out = {"model": confusions(probability[valid], truth[valid], THRESHOLDS)}
+    for name, index in indices.items():
+        values = index[valid]
+        grid = np.unique(np.quantile(values, np.linspace(0.5, 0.999, 120)))
+        out[name] = (grid, values, truth[valid])
+    like = None
+    os.remove(probability_path)
+    return out
+
+
+def family_of(event_dir: str) -> str:
+    with open(os.path.join(event_dir, "event.json"), encoding="utf-8") as handle:
+        return json.load(handle)["style"]
+
+
+def baseline_best(parts: List[tuple]) -> Dict[str, float]:
+    """Best-MCC threshold of a change index pooled over events (an oracle threshold)."""
+    values = np.concatenate([p[1] for p in parts])
+    truth = np.concatenate([p[2] for p in parts])
+    grid = np.unique(np.quantile(values, np.linspace(0.5, 0.9995, 300)))
+    c = confusions(values, truth, grid)
+    best = int(np.argmax(mcc(c)))
+    return dict(prf(c[best]), threshold=float(grid[best]))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--calibrate", nargs="+", required=True, help="events of families used in training")
+    parser.add_argument("--held-out", nargs="+", required=True, help="events of families never used in training")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    report: Dict[str, object] = {"what": "simulated events of whole families (training.simulate_families); "
+                                         "calibration events are of training families with seeds never trained on",
+                                 "calibrate_events": args.calibrate, "held_out_events": args.held_out,
+                                 "baseline_slope_deg": BASELINE_SLOPE_DEG, "models": {}}
+    baselines: Dict[str, Dict[str, list]] = {}
+    for model_path in args.models:
+        card = LandslideModel(model_path, 1).card
+        started = time.time()
+        per_event = {}
+        with tempfile.TemporaryDirectory(prefix="families_") as work:
+            for event_dir in args.calibrate + args.held_out:
+                scored = score_event(model_path, event_dir, work)
+                per_event[event_dir] = scored["model"]
+                if model_path == args.models[0]:
+                    for name in ("brightening", "greenness_loss"):
+                        baselines.setdefault(family_of(event_dir), {}).setdefault(name, []).append(scored[name])
+        calibration = sum(per_event[e] for e in args.calibrate)
+        best = int(np.argmax(mcc(calibration)))
+        threshold = float(THRESHOLDS[best])
+        card_index = int(np.argmin(np.abs(THRESHOLDS - card.threshold)))
+        families: Dict[str, List[str]] = {}
+        for event_dir in args.held_out:
+            families.setdefault(family_of(event_dir), []).append(event_dir)
+        entry = {"card_threshold": card.threshold, "calibrated_threshold": threshold,
+                 "calibration": prf(calibration[best]),
+                 "held_out_pooled": prf(sum(per_event[e] for e in args.held_out)[best]),
+                 "held_out_pooled_at_card_threshold": prf(sum(per_event[e] for e in args.held_out)[card_index]),
+                 "held_out_per_family": {f: prf(sum(per_event[e] for e in events)[best])
+                                         for f, events in families.items()},
+                 "seconds": round(time.time() - started, 1)}
+        report["models"][os.path.basename(model_path)] = entry
+        print(f"{os.path.basename(model_path)}: threshold {threshold:.2f} (calibration MCC "
+              f"{entry['calibration']['mcc']:.3f}); held-out pooled MCC {entry['held_out_pooled']['mcc']:.3f}; "
+              + "; ".join(f"{f} {v['mcc']:.3f}" for f, v in entry["held_out_per_family"].items())
+              + f"; at the card's {card.threshold:g}: {entry['held_out_pooled_at_card_threshold']['mcc']:.3f}", flush=True)
+    held_families = {family_of(e) for e in args.held_out}
+    report["baselines"] = {}
+    for family, indices in baselines.items():
+        if family in held_families:
+            report["baselines"][family] = {name: baseline_best(parts) for name, parts in indices.items()}
+    pooled = {name: baseline_best([p for f, ind in baselines.items() if f in held_families for p in ind[name]])
+              for name in ("brightening", "greenness_loss")}
+    report["baselines"]["held_out_pooled"] = pooled
+    for family, values in report["baselines"].items():
+        print(f"baseline {family}: " + "; ".join(f"{n} MCC {v['mcc']:.3f} (threshold {v['threshold']:.3g})"
+                                                for n, v in values.items()))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
