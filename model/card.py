@@ -32,6 +32,15 @@ ROLE_POST_IMAGE = "post_image"
 ROLE_TERRAIN = "terrain"
 ROLES = (ROLE_PRE_IMAGE, ROLE_POST_IMAGE, ROLE_TERRAIN)
 
+INPUT_NAMES = ROLES
+"""Tensor names of the standard network's inputs (each named after its role)."""
+OUTPUT_NAME = "prediction"
+"""Name of the probability output of the standard network and of its exported graph."""
+DEEP_SUPERVISION_PREFIX = "conv_out_"
+"""Training-only outputs ``conv_out_<level>``; they never reach an exported graph."""
+REFLECTANCE_SATURATION = 2000.0
+"""Sentinel-2 L2A reflectance (x10000) mapped to 255 in 8-bit images, as in ESA's L2A TCI."""
+
 RGB_CHANNELS = ("red", "green", "blue")
 TERRAIN_CHANNELS = ("hillshade", "slope")
 CHANNELS_BY_ROLE = {
@@ -116,7 +125,7 @@ class ModelCard:
     threshold: float = 0.5
     min_area_m2: float = 100.0
     terrain: TerrainRecipe = field(default_factory=TerrainRecipe)
-    reflectance_saturation: float = 2000.0
+    reflectance_saturation: float = REFLECTANCE_SATURATION
     provenance: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION

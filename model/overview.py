@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from osgeo import gdal, ogr, osr
 
+from .card import REFLECTANCE_SATURATION
 from .errors import InputDataError
 from .grid import RasterInput, check_bands, open_raster, raster_srs
 from .masks import VectorInput, open_polygon_layer
@@ -78,7 +79,7 @@ def write_overview_png(image: RasterInput, out_path: str, polygons: Optional[Vec
         if nodata is not None:
             valid &= plane != nodata
     kind = resolve_radiometry(radiometry, bands[0].DataType)
-    rgb = _stretch(image_to_8bit(values, kind, 2000.0), valid)
+    rgb = _stretch(image_to_8bit(values, kind, REFLECTANCE_SATURATION), valid)
 
     memory = gdal.GetDriverByName("MEM").Create("", width, height, 3, gdal.GDT_Byte)
     x0, dx, rx, y0, ry, dy = dataset.GetGeoTransform()

@@ -50,7 +50,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from model.card import ModelCard, TerrainRecipe, standard_inputs
+from model.card import DEEP_SUPERVISION_PREFIX, INPUT_NAMES, OUTPUT_NAME, ModelCard, TerrainRecipe, standard_inputs
 from model.errors import LandslideMapperError
 
 PUBLISHED_FILE_NAME = "M_ALL_006.hdf5"
@@ -69,7 +69,6 @@ THRESHOLD = 0.5
 WIDTH_REFERENCE_LAYER = "res5a_branch2a"   # 256 filters at width 1.0
 WIDTH_REFERENCE_FILTERS = 256
 SHORTCUT_SUFFIX = "_branch1"
-DEEP_SUPERVISION_PREFIX = "conv_out_"
 MAX_LISTED = 25
 
 _IDENTITY_CLASSES = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
@@ -419,7 +418,6 @@ class _Expressions:
 
 def render(expression: Any, limit: int = 240) -> str:
     """Short human-readable form of an expression from :class:`_Expressions`."""
-    from training.network import INPUT_NAMES
 
     def walk(e: Any) -> str:
         if e[0] == "layer":
@@ -454,7 +452,7 @@ def _kernel_size(weights: Mapping[str, np.ndarray], layer: str) -> int:
 
 def _upsampling_from_config(config: Mapping[str, Any]) -> str:
     """Interpolation of the parameter-free up-sampling layers that feed ``prediction``."""
-    from training.network import OUTPUT_NAME, UPSAMPLING_MODES
+    from training.network import UPSAMPLING_MODES
 
     graph = graph_from_config(config)
     if OUTPUT_NAME not in graph.layers:
@@ -476,7 +474,6 @@ def _upsampling_from_config(config: Mapping[str, Any]) -> str:
 
 def settle_architecture(weights: LegacyWeights, allow_unverified_topology: bool = False) -> Architecture:
     """The network variant the file calls for (see the module docstring); raises if it cannot be settled."""
-    from training.network import OUTPUT_NAME
 
     layers = weights.layers
     missing = [name for name in (WIDTH_REFERENCE_LAYER, OUTPUT_NAME) if name not in layers]
@@ -538,7 +535,6 @@ def required_layers(model: Any) -> List[str]:
 
 def unexpected_layers(model: Any, weights: LegacyWeights) -> Tuple[List[str], List[str]]:
     """File layers outside the exported graph: (ignored deep-supervision heads, unknown layers)."""
-    from training.network import OUTPUT_NAME
 
     required = set(required_layers(model))
     if weights.model_config is not None:
@@ -566,7 +562,6 @@ def check_topology(model: Any, weights: LegacyWeights) -> List[str]:
             inputs differ, and layers the file's ``prediction`` depends on
             that the network does not have.
     """
-    from training.network import OUTPUT_NAME
 
     if weights.model_config is None:
         return []
@@ -679,7 +674,7 @@ def original_card(file_check: FileCheck, architecture: Architecture) -> ModelCar
                      "8-bit RGB and hillshade scaled x/127.5 - 1, slope in degrees x/45 - 1, 6 m base resolution, "
                      "224 px tiles of which the central 112 px are kept."),
         inputs=standard_inputs(),
-        output_name="prediction",
+        output_name=OUTPUT_NAME,
         gsd_m=GSD_M,
         tile_px=TILE_PX,
         context_px=CONTEXT_PX,

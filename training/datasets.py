@@ -64,14 +64,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from model.card import ModelCard
+from model.card import REFLECTANCE_SATURATION
 from model.errors import GridError, InputDataError, LandslideMapperError
 from model.grid import Grid, RasterInput, WindowReader, build_grid
 from model.masks import PolygonMask, RasterMask, VectorInput, open_polygon_layer, transformation_to_grid
@@ -99,10 +99,6 @@ AREA_INSIDE_FRACTION = 0.95
 
 MIN_VALID_FRACTION = 0.5
 """Tiles with a smaller share of valid pixels are not stored."""
-
-REFLECTANCE_SATURATION = next(f.default for f in fields(ModelCard) if f.name == "reflectance_saturation")
-"""Sentinel-2 reflectance (x10000) mapped to 255; the model card's default (the
-run configuration has no setting for it, see the module's notes)."""
 
 COPY_CHUNK_BYTES = 64 * 1024 * 1024
 ARRAY_NAMES = ("pre", "post", "dem", "mask", "valid", "split", "origins")

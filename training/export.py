@@ -14,7 +14,7 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
-from model.card import ModelCard, write_card
+from model.card import OUTPUT_NAME, ModelCard, write_card
 from model.errors import LandslideMapperError
 
 PARITY_TOLERANCE = 1e-4
@@ -52,7 +52,7 @@ def keras_to_onnx(model: Any) -> Any:
     graph_inputs = [i.name for i in proto.graph.input]
     if sorted(graph_inputs) != sorted(names):
         raise ExportError(f"Exported graph inputs {graph_inputs} differ from the Keras inputs {names}.")
-    _name_output(proto, "prediction")
+    _name_output(proto, OUTPUT_NAME)
     return proto
 
 
@@ -132,7 +132,7 @@ def export_onnx(model: Any, card: ModelCard, out_path: str, overwrite: bool = Fa
     Returns:
         The largest onnxruntime/Keras difference measured.
     """
-    from training.network import OUTPUT_NAME, prediction_model
+    from training.network import prediction_model
 
     if os.path.exists(out_path) and not overwrite:
         raise ExportError(f"{out_path} exists; pass --overwrite to replace it.")

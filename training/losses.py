@@ -28,6 +28,8 @@ from typing import Dict, Iterable
 import keras
 from keras import ops
 
+from model.card import DEEP_SUPERVISION_PREFIX, OUTPUT_NAME
+
 SERIALIZATION_PACKAGE = "landslide_resunet"
 """Keras registration package (the same as :mod:`training.network`'s)."""
 
@@ -37,8 +39,7 @@ EPSILON = 1e-7
 BCE_WEIGHT = 0.2
 TVERSKY_WEIGHT = 0.8
 
-PREDICTION_OUTPUT = "prediction"
-DEEP_SUPERVISION_PREFIX = "conv_out_"
+PREDICTION_OUTPUT = OUTPUT_NAME
 PREDICTION_LOSS_WEIGHT = 5.0
 DEEP_SUPERVISION_LOSS_WEIGHT = 1.0
 OUTPUT_LOSS_WEIGHTS: Dict[str, float] = {

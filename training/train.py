@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from model.card import ModelCard, standard_inputs
+from model.card import OUTPUT_NAME, ModelCard, standard_inputs
 from model.metrics import Confusion, confusion
 
 from .augment import AugmentSettings, NO_AUGMENTATION, augment_sample, sample_inputs
@@ -58,7 +58,7 @@ def training_card(run: RunConfig, events: Sequence[str], metrics: Optional[Dict[
         version="1",
         description=description or f"ResUNet (width {run.width:g}) trained on {', '.join(events)}.",
         inputs=standard_inputs(),
-        output_name="prediction",
+        output_name=OUTPUT_NAME,
         gsd_m=run.gsd_m,
         tile_px=run.tile_px,
         context_px=run.context_px,
@@ -260,7 +260,7 @@ CALIBRATION_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.951, 0.05)
 
 def calibrate_threshold(network, store: TileStore, indices: np.ndarray, card: ModelCard, batch_size: int,
                         thresholds: Sequence[float] = CALIBRATION_THRESHOLDS,
-                        output_name: str = "prediction") -> Tuple[float, Dict[float, Confusion]]:
+                        output_name: str = OUTPUT_NAME) -> Tuple[float, Dict[float, Confusion]]:
     """The probability threshold with the best MCC on the tiles ``indices`` (one forward pass each).
 
     Use the validation tiles of the training events, never the events a model is
