@@ -259,7 +259,7 @@ def main() -> None:
     weights, onnx_path = (None, args.model) if args.model else full_width_model()
     if args.keras_weights:
         weights = None if args.keras_weights == "none" else args.keras_weights
-    from model.card import read_card
+    from model.session import read_card
 
     card = read_card(onnx_path)
     work = tempfile.mkdtemp(prefix="bench_")

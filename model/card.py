@@ -8,8 +8,9 @@ minimum polygon area, where the model comes from and how well it scored.
 
 This module is the only code that knows the card's key names. The trainer
 writes cards with :func:`write_card`; the plugin reads them with
-:func:`read_card` and checks them against the graph with
-:func:`check_card_matches_graph`.
+:func:`model.session.read_card` (which needs onnxruntime) and checks them
+against the graph with :func:`check_card_matches_graph`. This module imports
+no other module of the package but :mod:`model.errors`.
 
 Scaling convention: for every channel, ``model_value = raw_value * scale + offset``
 where ``raw_value`` is an 8-bit-equivalent image value (0..255), a gdaldem
@@ -301,28 +302,6 @@ def card_from_metadata(metadata: Mapping[str, str], source: str = "the model") -
             "'python -m training export' or add a card with model.card.write_card()."
         )
     return card_from_json(text)
-
-
-def read_card(onnx_path: str) -> ModelCard:
-    """Read and validate the card of an ONNX file, checking it against the graph.
-
-    Uses onnxruntime (the plugin's runtime dependency).
-    """
-    from .session import open_session
-
-    session = open_session(onnx_path, threads=1)
-    return card_from_session(session, onnx_path)
-
-
-def card_from_session(session: Any, source: str) -> ModelCard:
-    """Card of an open onnxruntime session, checked against its graph."""
-    card = card_from_metadata(session.get_modelmeta().custom_metadata_map, source)
-    check_card_matches_graph(
-        card,
-        [(i.name, i.shape, i.type) for i in session.get_inputs()],
-        [o.name for o in session.get_outputs()],
-    )
-    return card
 
 
 def write_card(onnx_model: Any, card: ModelCard) -> Any:

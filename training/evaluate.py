@@ -21,12 +21,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
-from model.card import read_card, write_card_to_file
+from model.card import write_card_to_file
 from model.evaluation import EvaluationRequest, evaluate
 from model.grid import RasterInput
 from model.masks import VectorInput
 from model.metrics import Confusion
 from model.pipeline import MappingRequest, map_landslides
+from model.session import read_card
 
 from .config import EventConfig, VectorRef
 

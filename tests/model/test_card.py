@@ -10,12 +10,11 @@ from model.card import (
     ModelCard,
     card_from_json,
     card_from_metadata,
-    read_card,
     standard_inputs,
     write_card_to_file,
 )
 from model.errors import ModelCardError
-from model.session import LandslideModel
+from model.session import LandslideModel, read_card
 from tests.helpers.tiny_models import red_difference_model, tiny_card
 
 

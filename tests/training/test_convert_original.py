@@ -19,7 +19,7 @@ pytest.importorskip("onnxruntime")
 h5py = pytest.importorskip("h5py")
 
 from tests.helpers import legacy_keras_h5 as legacy  # noqa: E402
-from model.card import read_card  # noqa: E402
+from model.session import read_card  # noqa: E402
 from model.errors import LandslideMapperError  # noqa: E402
 from model.session import LandslideModel  # noqa: E402
 from training import convert_original as co  # noqa: E402

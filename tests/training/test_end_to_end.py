@@ -13,7 +13,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from model.card import read_card  # noqa: E402
+from model.session import read_card  # noqa: E402
 from tests.helpers.training_events import write_config, write_labelled_event  # noqa: E402
 from training.__main__ import main  # noqa: E402
 

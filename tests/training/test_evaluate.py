@@ -2,7 +2,7 @@
 
 import pytest
 
-from model.card import read_card
+from model.session import read_card
 from tests.helpers.tiny_models import red_difference_model, tiny_card
 from tests.helpers.training_events import write_labelled_event
 from training.config import EventConfig, VectorRef

@@ -17,7 +17,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from model.card import read_card  # noqa: E402
+from model.session import read_card  # noqa: E402
 from model.metrics import Confusion  # noqa: E402
 from training.__main__ import main  # noqa: E402
 from training.config import ConfigError  # noqa: E402
