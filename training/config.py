@@ -31,6 +31,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
 
+from model.vectors import VectorInput
+
 
 class ConfigError(ValueError):
     """A configuration file is missing a setting or has a wrong one; the message names it."""
@@ -46,9 +48,8 @@ class VectorRef:
     @classmethod
     def parse(cls, text: str, base_dir: str) -> "VectorRef":
         """Parse ``path`` or ``path|layername=name``, relative to ``base_dir``."""
-        path, _, rest = text.partition("|")
-        layer = rest.split("=", 1)[1] if rest.startswith("layername=") else None
-        return cls(_resolve(path, base_dir), layer)
+        source = VectorInput.parse(text)
+        return cls(_resolve(source.path, base_dir), source.layer)
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,10 @@ from osgeo import gdal, ogr, osr
 from model.card import REFLECTANCE_SATURATION
 from model.errors import GridError, InputDataError, LandslideMapperError
 from model.grid import Grid, RasterInput, WindowReader, build_grid
-from model.masks import PolygonMask, RasterMask, VectorInput, open_polygon_layer, transformation_to_grid
+from model.masks import PolygonMask, RasterMask
 from model.preprocess import image_to_8bit, resolve_radiometry
 from model.terrain import HALO_PX
+from model.vectors import Polygons, VectorInput, read_polygons, vector_source
 
 from .config import Config, EventConfig, RunConfig, VectorRef
 
@@ -158,151 +159,29 @@ class EventTileSummary:
 # --------------------------------------------------------------------------- polygons
 
 
-@dataclass
-class _Polygons:
-    """Polygons of one vector file, reprojected to the grid CRS, in a memory layer."""
-
-    store: Any
-    layer: Any
-    path: str
-    total: int = 0
-    used: int = 0
-    outside: int = 0
-    repaired: int = 0
-    skipped: int = 0
-    extent: Optional[Tuple[float, float, float, float]] = None  # x_min, x_max, y_min, y_max
-
-
-def _quiet(function: Callable[[], Any]) -> Any:
-    """Call ``function`` with GDAL/GEOS warnings silenced (e.g. 'Self-intersection at ...')."""
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    try:
-        return function()
-    finally:
-        gdal.PopErrorHandler()
-
-
-def _repair(geometry: ogr.Geometry) -> ogr.Geometry:
-    """A valid version of ``geometry``: MakeValid (keeps every part), else Buffer(0)."""
-    fixed = None
-    try:
-        fixed = _quiet(geometry.MakeValid)
-    except (RuntimeError, AttributeError):
-        fixed = None
-    if fixed is None or fixed.IsEmpty():
-        fixed = _quiet(lambda: geometry.Buffer(0))
-    return fixed
-
-
-def _polygonal(geometry: ogr.Geometry) -> Optional[ogr.Geometry]:
-    """The polygon parts of a geometry as a MultiPolygon, or None when it has none."""
-    if geometry.HasCurveGeometry():
-        geometry = geometry.GetLinearGeometry()
-    kind = ogr.GT_Flatten(geometry.GetGeometryType())
-    # Parts are cloned at once: a child reference dies with its (temporary) parent.
-    if kind == ogr.wkbPolygon:
-        parts = [geometry.Clone()]
-    elif kind in (ogr.wkbMultiPolygon, ogr.wkbGeometryCollection):
-        parts = []
-        for index in range(geometry.GetGeometryCount()):
-            sub = _polygonal(geometry.GetGeometryRef(index).Clone())
-            if sub is not None:
-                parts.extend(sub.GetGeometryRef(k).Clone() for k in range(sub.GetGeometryCount()))
-    else:
-        return None
-    out = ogr.Geometry(ogr.wkbMultiPolygon)
-    for part in parts:
-        part.FlattenTo2D()
-        if not part.IsEmpty() and part.GetArea() > 0:
-            out.AddGeometry(part)
-    return out if out.GetGeometryCount() else None
-
-
-def _grid_box(grid: Grid) -> ogr.Geometry:
-    x0, y0, x1, y1 = grid.window_bounds(0, 0, grid.height_px, grid.width_px)
-    return ogr.CreateGeometryFromWkt(f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))")
-
-
-def _load_polygons(ref: VectorRef, grid: Grid, event: str, what: str) -> _Polygons:
-    """Read, reproject and repair the polygons of ``ref``; count what happened to them.
+def _load_polygons(ref: VectorRef, grid: Grid, event: str, what: str) -> Polygons:
+    """Read, reproject and repair the polygons of ``ref`` (:func:`model.vectors.read_polygons`).
 
     Raises:
         DatasetError: The file or layer cannot be opened, has no CRS, or holds
             no polygon at all.
     """
-    where = f"{ref.path}" + (f" (layer '{ref.layer}')" if ref.layer else "")
     try:
-        source, layer, layer_srs = open_polygon_layer(VectorInput(ref.path, ref.layer), what)
-        transform = transformation_to_grid(layer_srs, grid)
+        polygons = read_polygons(VectorInput(ref.path, ref.layer), grid, what)
     except InputDataError as exc:
         raise DatasetError(f"Event '{event}': {exc}") from exc
-
-    store = ogr.GetDriverByName("Memory").CreateDataSource("")
-    grid_srs = osr.SpatialReference(wkt=grid.crs_wkt)
-    out_layer = store.CreateLayer("polygons", srs=grid_srs, geom_type=ogr.wkbMultiPolygon)
-    result = _Polygons(store, out_layer, where)
-    box = _grid_box(grid)
-    for feature in layer:
-        geometry = feature.GetGeometryRef()
-        if geometry is None or geometry.IsEmpty():
-            result.skipped += 1
-            continue
-        geometry = geometry.Clone()
-        if transform is not None:
-            try:
-                geometry.Transform(transform)
-            except RuntimeError:
-                result.total += 1
-                result.outside += 1
-                continue
-        if not _quiet(geometry.IsValid):
-            geometry = _repair(geometry)
-            result.repaired += 1
-        polygons = _polygonal(geometry)
-        if polygons is None:
-            result.skipped += 1
-            continue
-        result.total += 1
-        if not polygons.Intersects(box):
-            result.outside += 1
-            continue
-        result.used += 1
-        out = ogr.Feature(out_layer.GetLayerDefn())
-        out.SetGeometry(polygons)
-        out_layer.CreateFeature(out)
-    if result.total == 0:
-        raise DatasetError(f"Event '{event}': the {what} {where} holds no polygon.")
-    if result.used:
-        result.extent = out_layer.GetExtent()
-    return result
+    if polygons.total == 0:
+        raise DatasetError(f"Event '{event}': the {what} {polygons.where} holds no polygon.")
+    return polygons
 
 
-def _rasterize(polygons: _Polygons, grid: Grid, row: int, col: int, size: int, all_touched: bool = False) -> np.ndarray:
+def _rasterize(polygons: Polygons, grid: Grid, row: int, col: int, size: int, all_touched: bool = False) -> np.ndarray:
     """Boolean (size, size) window: True where the polygons cover the pixel centre
     (or, with ``all_touched``, touch the pixel at all)."""
-    x0, y0, x1, y1 = grid.window_bounds(row, col, size, size)
-    if polygons.extent is None:
-        return np.zeros((size, size), dtype=bool)
-    ex0, ex1, ey0, ey1 = polygons.extent
-    if ex0 > x1 or ex1 < x0 or ey0 > y1 or ey1 < y0:
-        return np.zeros((size, size), dtype=bool)
-    target = gdal.GetDriverByName("MEM").Create("", size, size, 1, gdal.GDT_Byte)
-    target.SetGeoTransform((x0, grid.gsd_m, 0.0, y1, 0.0, -grid.gsd_m))
-    target.SetProjection(grid.crs_wkt)
-    options = ["ALL_TOUCHED=TRUE"] if all_touched else []
-    gdal.RasterizeLayer(target, [1], polygons.layer, burn_values=[1], options=options)
-    return target.ReadAsArray() == 1
+    return polygons.burn(grid, row, col, size, size, all_touched)
 
 
 # --------------------------------------------------------------------------- sources
-
-
-def _is_vector(path: str) -> bool:
-    try:
-        dataset = gdal.OpenEx(path, gdal.OF_VECTOR)
-    except RuntimeError:
-        return False
-    return dataset is not None and dataset.GetLayerCount() > 0
 
 
 class _EventSources:
@@ -319,12 +198,12 @@ class _EventSources:
         self.cloud = None
         self.cloud_kind = None
         if event.cloud_mask:
-            ref = VectorRef.parse(event.cloud_mask, os.getcwd())
-            if _is_vector(ref.path):
-                self.cloud = PolygonMask(VectorInput(ref.path, ref.layer), grid)
+            polygons = vector_source(event.cloud_mask)
+            if polygons is not None:
+                self.cloud = PolygonMask(polygons, grid)
                 self.cloud_kind = "polygons"
             else:
-                self.cloud = RasterMask(RasterInput(ref.path), grid)
+                self.cloud = RasterMask(RasterInput(event.cloud_mask), grid)
                 self.cloud_kind = "raster"
 
     def read(self, row: int, col: int, size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -523,7 +402,7 @@ def _build_into(event: EventConfig, run: RunConfig, folder: str, log: Callable[[
         log(f"{name}: ignored {inventory.skipped} inventory feature(s) without polygon geometry.")
     if inventory.used == 0:
         raise DatasetError(
-            f"Event '{name}': none of the {inventory.total} polygon(s) of the inventory {inventory.path} lies on the "
+            f"Event '{name}': none of the {inventory.total} polygon(s) of the inventory {inventory.where} lies on the "
             f"grid of the images; check the inventory's coordinate reference system."
         )
     areas = {
@@ -593,7 +472,7 @@ def _build_into(event: EventConfig, run: RunConfig, folder: str, log: Callable[[
     if "validation_area" in areas:
         split_rule = {"rule": "validation_area", "area_inside_fraction": AREA_INSIDE_FRACTION}
         if not np.any(split == SPLIT_VALIDATION):
-            log(f"{name}: no tile lies inside the validation area {areas['validation_area'].path}; "
+            log(f"{name}: no tile lies inside the validation area {areas['validation_area'].where}; "
                 "the event has no validation tiles.")
     else:
         boundary = _east_strip_boundary(origins[:, 1], tile_px, float(run.validation_fraction))
@@ -673,7 +552,7 @@ def _build_into(event: EventConfig, run: RunConfig, folder: str, log: Callable[[
     return provenance
 
 
-def _classify(areas: Dict[str, _Polygons], grid: Grid, row: int, col: int, size: int,
+def _classify(areas: Dict[str, Polygons], grid: Grid, row: int, col: int, size: int,
               dropped: Dict[str, int]) -> Optional[int]:
     """Training or validation candidate, or None (counted in ``dropped``)."""
     if "test_area" in areas and _rasterize(areas["test_area"], grid, row, col, size, all_touched=True).any():
