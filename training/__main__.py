@@ -85,7 +85,7 @@ def _calibrated(card, model, args, config, run_info):
     """``card`` with the threshold of best validation MCC, and the validation scores at that threshold."""
     import dataclasses
 
-    from .datasets import TileStore
+    from .tile_store import TileStore
     from .train import calibrate_threshold
 
     store = TileStore(_store_dir(args, config), run_info["events"])

@@ -2,9 +2,7 @@
 
 One event (pre image, post image, DEM, landslide inventory and optional areas
 and cloud mask, see :class:`training.config.EventConfig`) becomes one folder
-``<store_dir>/<event name>/`` of memory-mappable ``.npy`` arrays and a
-``provenance.json``. Combining events is listing folders (:class:`TileStore`):
-adding an event builds only its own folder.
+``<store_dir>/<event name>/`` (:mod:`training.tile_store`).
 
 Every input is read through the inference core (:mod:`model`): the event's grid
 is :func:`model.grid.build_grid` over pre, post and DEM at ``run.gsd_m``, images
@@ -19,30 +17,8 @@ Tiles
     ``round(tile_px * (1 - tile_overlap))`` starting at the grid's top-left
     pixel; only tiles lying wholly inside the grid are considered.
 
-Training area rule
-    Without ``train_area`` the whole grid is training area. With it, a tile is
-    kept when at least 95 % of its pixels (pixel-centre rule) lie inside the
-    union of the train-area polygons; the remaining pixels of a kept tile get
-    ``valid = 0`` (the inventory is only trusted inside the area), so no
-    pixel outside the training area ever counts in a loss.
-
-Test area rule
-    A tile touching the test area (any pixel it touches, GDAL ``ALL_TOUCHED``)
-    is never stored, neither for training nor for validation.
-
-Validation rule
-    With ``validation_area``: tiles with at least 95 % of their pixels inside
-    it form the validation split (pixels outside it get ``valid = 0``), and
-    tiles that touch it otherwise are dropped, so no training pixel lies in
-    the validation area. Without it: an east strip. The kept tiles' lattice
-    columns are candidate boundaries ``B``; tiles starting at column ``>= B``
-    are validation, tiles ending at or before ``B`` (``col + tile_px <= B``)
-    are training, and tiles straddling ``B`` are dropped (the gap), so no
-    training tile overlaps a validation tile. ``B`` is the candidate whose
-    validation share ``validation / (train + validation)`` is closest to
-    ``run.validation_fraction`` with at least one tile on each side (ties go
-    to the smaller validation strip). ``validation_fraction <= 0`` means no
-    validation split.
+The training area, test area and validation rules are those of
+:mod:`training.splits`; the store's layout is :mod:`training.tile_store`'s.
 
 Valid pixels
     ``valid`` is 1 where pre, post and the DEM (centre pixel; hillshade and
@@ -66,50 +42,51 @@ import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal, ogr, osr
 
 from model.card import REFLECTANCE_SATURATION
-from model.errors import GridError, InputDataError, LandslideMapperError
+from model.errors import GridError, LandslideMapperError
 from model.grid import Grid, RasterInput, WindowReader, build_grid
 from model.masks import PolygonMask, RasterMask
 from model.preprocess import image_to_8bit, resolve_radiometry
 from model.terrain import HALO_PX
-from model.vectors import Polygons, VectorInput, read_polygons, vector_source
+from model.vectors import vector_source
 
 from .config import Config, EventConfig, RunConfig, VectorRef
+from .splits import (
+    _VALIDATION_CANDIDATE,
+    AREA_INSIDE_FRACTION,
+    _classify,
+    _east_strip_boundary,
+    _load_polygons,
+    _rasterize,
+    tile_stride,
+)
+from .tile_store import (
+    PROVENANCE_FILE,
+    SPLIT_TRAIN,
+    SPLIT_VALIDATION,
+    STORE_FORMAT,
+    DatasetError,
+    _is_complete_store,
+    _read_provenance,
+)
 
 gdal.UseExceptions()
 ogr.UseExceptions()
 osr.UseExceptions()
 
 BUILDER_VERSION = 1
-STORE_FORMAT = "landslide-mapper-tiles"
 PARTIAL_SUFFIX = ".partial"
 REPLACED_SUFFIX = ".replaced"
-PROVENANCE_FILE = "provenance.json"
-
-SPLIT_TRAIN = 0
-SPLIT_VALIDATION = 1
-SPLIT_NAMES = {"train": SPLIT_TRAIN, "validation": SPLIT_VALIDATION}
-
-AREA_INSIDE_FRACTION = 0.95
-"""Share of a tile's pixels that must lie inside the training (or validation) area."""
 
 MIN_VALID_FRACTION = 0.5
 """Tiles with a smaller share of valid pixels are not stored."""
 
 COPY_CHUNK_BYTES = 64 * 1024 * 1024
-ARRAY_NAMES = ("pre", "post", "dem", "mask", "valid", "split", "origins")
-
-_TRAIN_CANDIDATE = 0
-_VALIDATION_CANDIDATE = 1
-
-
-class DatasetError(LandslideMapperError):
-    """A tile store cannot be built or opened; the message names the event and file."""
 
 
 @dataclass(frozen=True)
@@ -159,28 +136,6 @@ class EventTileSummary:
 # --------------------------------------------------------------------------- polygons
 
 
-def _load_polygons(ref: VectorRef, grid: Grid, event: str, what: str) -> Polygons:
-    """Read, reproject and repair the polygons of ``ref`` (:func:`model.vectors.read_polygons`).
-
-    Raises:
-        DatasetError: The file or layer cannot be opened, has no CRS, or holds
-            no polygon at all.
-    """
-    try:
-        polygons = read_polygons(VectorInput(ref.path, ref.layer), grid, what)
-    except InputDataError as exc:
-        raise DatasetError(f"Event '{event}': {exc}") from exc
-    if polygons.total == 0:
-        raise DatasetError(f"Event '{event}': the {what} {polygons.where} holds no polygon.")
-    return polygons
-
-
-def _rasterize(polygons: Polygons, grid: Grid, row: int, col: int, size: int, all_touched: bool = False) -> np.ndarray:
-    """Boolean (size, size) window: True where the polygons cover the pixel centre
-    (or, with ``all_touched``, touch the pixel at all)."""
-    return polygons.burn(grid, row, col, size, size, all_touched)
-
-
 # --------------------------------------------------------------------------- sources
 
 
@@ -228,11 +183,6 @@ class _EventSources:
 # --------------------------------------------------------------------------- helpers
 
 
-def tile_stride(run: RunConfig) -> int:
-    """Lattice step of the tiles: ``tile_px * (1 - tile_overlap)``, at least 1 px."""
-    return max(1, int(round(run.tile_px * (1.0 - run.tile_overlap))))
-
-
 def _check_run(run: RunConfig) -> None:
     if int(run.tile_px) < 3:
         raise DatasetError(f"tile_px must be at least 3; got {run.tile_px}.")
@@ -278,38 +228,6 @@ def _settings(event: EventConfig, run: RunConfig) -> Dict[str, Any]:
         "validation_fraction": float(run.validation_fraction),
         "reflectance_saturation": float(REFLECTANCE_SATURATION),
     }
-
-
-def _east_strip_boundary(cols: np.ndarray, tile_px: int, fraction: float) -> Optional[int]:
-    """Grid column B splitting tiles into training (end <= B) and validation (start >= B)."""
-    if fraction <= 0 or cols.size == 0:
-        return None
-    best: Optional[Tuple[float, int]] = None
-    for boundary in sorted(np.unique(cols).tolist(), reverse=True):
-        validation = int(np.count_nonzero(cols >= boundary))
-        train = int(np.count_nonzero(cols + tile_px <= boundary))
-        if validation == 0 or train == 0:
-            continue
-        score = abs(validation / (validation + train) - fraction)
-        if best is None or score < best[0] - 1e-12:
-            best = (score, int(boundary))
-    return None if best is None else best[1]
-
-
-def _read_provenance(folder: str) -> Optional[Dict[str, Any]]:
-    path = os.path.join(folder, PROVENANCE_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path, "r", encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def _is_complete_store(folder: str, name: str) -> bool:
-    try:
-        provenance = _read_provenance(folder)
-    except (OSError, ValueError):
-        return False
-    return bool(provenance) and provenance.get("format") == STORE_FORMAT and provenance.get("event") == name
 
 
 # --------------------------------------------------------------------------- building
@@ -552,25 +470,6 @@ def _build_into(event: EventConfig, run: RunConfig, folder: str, log: Callable[[
     return provenance
 
 
-def _classify(areas: Dict[str, Polygons], grid: Grid, row: int, col: int, size: int,
-              dropped: Dict[str, int]) -> Optional[int]:
-    """Training or validation candidate, or None (counted in ``dropped``)."""
-    if "test_area" in areas and _rasterize(areas["test_area"], grid, row, col, size, all_touched=True).any():
-        dropped["test_area"] += 1
-        return None
-    if "validation_area" in areas:
-        validation = areas["validation_area"]
-        if _rasterize(validation, grid, row, col, size).mean() >= AREA_INSIDE_FRACTION:
-            return _VALIDATION_CANDIDATE
-        if _rasterize(validation, grid, row, col, size, all_touched=True).any():
-            dropped["validation_area_border"] += 1
-            return None
-    if "train_area" in areas and _rasterize(areas["train_area"], grid, row, col, size).mean() < AREA_INSIDE_FRACTION:
-        dropped["outside_training_area"] += 1
-        return None
-    return _TRAIN_CANDIDATE
-
-
 def _drop_text(lattice: int, dropped: Dict[str, int]) -> str:
     parts = [f"{count} {reason.replace('_', ' ')}" for reason, count in dropped.items() if count]
     return f"{lattice} tile(s) on the grid" + (": " + ", ".join(parts) if parts else "; the grid is smaller than a tile")
@@ -664,107 +563,3 @@ def _differences(stored: Dict[str, Any], current: Dict[str, Any], prefix: str = 
 # --------------------------------------------------------------------------- reading
 
 
-class TileStore:
-    """One or several events' stores, memory-mapped read-only, as one dataset.
-
-    Global indices run over the events in order (``events``), each event's tiles
-    in stored order (row-major by tile origin).
-
-    Args:
-        store_dir: Folder holding one sub-folder per event.
-        event_names: Events to combine; None takes every complete store in
-            ``store_dir`` (sorted by name). Partial builds are never listed.
-
-    Raises:
-        DatasetError: A listed event has no complete store, a store is
-            inconsistent, or the events differ in tile size or resolution.
-    """
-
-    def __init__(self, store_dir: str, event_names: Optional[Sequence[str]] = None):
-        self.store_dir = store_dir
-        if event_names is None:
-            names = sorted(
-                entry for entry in (os.listdir(store_dir) if os.path.isdir(store_dir) else [])
-                if _is_complete_store(os.path.join(store_dir, entry), entry)
-            )
-            if not names:
-                raise DatasetError(f"No complete tile store in {store_dir}; build the events first.")
-        else:
-            names = list(event_names)
-            if not names:
-                raise DatasetError("TileStore needs at least one event name.")
-            if len(set(names)) != len(names):
-                raise DatasetError(f"Event names repeat in {names}.")
-        self.events: List[str] = names
-        self.provenance: Dict[str, Dict[str, Any]] = {}
-        self._arrays: Dict[str, Dict[str, np.ndarray]] = {}
-        sizes = []
-        for name in names:
-            folder = os.path.join(store_dir, name)
-            if not _is_complete_store(folder, name):
-                raise DatasetError(f"Event '{name}' has no complete tile store in {store_dir}; build it first.")
-            provenance = _read_provenance(folder)
-            self.provenance[name] = provenance
-            arrays = {}
-            for key in ARRAY_NAMES:
-                path = os.path.join(folder, f"{key}.npy")
-                try:
-                    arrays[key] = np.load(path, mmap_mode="r")
-                except (OSError, ValueError) as exc:
-                    raise DatasetError(f"Event '{name}': cannot read {path}: {exc}") from exc
-                shape, dtype = provenance["arrays"][key]
-                if list(arrays[key].shape) != list(shape) or arrays[key].dtype != np.dtype(dtype):
-                    raise DatasetError(
-                        f"Event '{name}': {path} is {arrays[key].shape} {arrays[key].dtype}, "
-                        f"provenance says {tuple(shape)} {dtype}; rebuild the event."
-                    )
-            self._arrays[name] = arrays
-            sizes.append(int(arrays["split"].shape[0]))
-        for key in ("tile_px",):
-            values = {name: self.provenance[name][key] for name in names}
-            if len(set(values.values())) > 1:
-                raise DatasetError(f"The events differ in {key}: {values}; rebuild them with one setting.")
-        gsds = {name: self.provenance[name]["grid"]["gsd_m"] for name in names}
-        if len(set(gsds.values())) > 1:
-            raise DatasetError(f"The events differ in ground resolution: {gsds}; rebuild them with one gsd_m.")
-        self.tile_px: int = int(self.provenance[names[0]]["tile_px"])
-        self._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self._splits = np.concatenate([np.asarray(self._arrays[n]["split"]) for n in names])
-
-    def __len__(self) -> int:
-        return int(self._offsets[-1])
-
-    def indices(self, split: Union[str, int, None] = None) -> np.ndarray:
-        """Global indices of the ``"train"`` (0) or ``"validation"`` (1) tiles; None: all."""
-        if split is None:
-            return np.arange(len(self), dtype=np.int64)
-        code = SPLIT_NAMES.get(split, split) if isinstance(split, str) else split
-        if code not in (SPLIT_TRAIN, SPLIT_VALIDATION):
-            raise DatasetError(f"Unknown split {split!r}; use 'train' or 'validation'.")
-        return np.flatnonzero(self._splits == code).astype(np.int64)
-
-    def locate(self, index: int) -> Tuple[str, int]:
-        """``(event name, index within the event)`` of a global index."""
-        index = int(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"Tile {index} out of range; the store has {len(self)} tiles.")
-        position = int(np.searchsorted(self._offsets, index, side="right")) - 1
-        return self.events[position], index - int(self._offsets[position])
-
-    def sample(self, index: int) -> Dict[str, Any]:
-        """One tile: ``pre``/``post`` (T,T,3) uint8, ``dem`` (T+2,T+2) float32,
-        ``mask``/``valid`` (T,T) uint8, ``split``, ``event`` and ``origin`` (row, col)."""
-        name, local = self.locate(index)
-        arrays = self._arrays[name]
-        return {
-            "pre": np.array(arrays["pre"][local]),
-            "post": np.array(arrays["post"][local]),
-            "dem": np.array(arrays["dem"][local]),
-            "mask": np.array(arrays["mask"][local]),
-            "valid": np.array(arrays["valid"][local]),
-            "split": int(arrays["split"][local]),
-            "event": name,
-            "origin": (int(arrays["origins"][local, 0]), int(arrays["origins"][local, 1])),
-        }

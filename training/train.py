@@ -36,7 +36,7 @@ from model.metrics import Confusion, confusion
 
 from .augment import AugmentSettings, NO_AUGMENTATION, augment_sample, sample_inputs
 from .config import Config, RunConfig
-from .datasets import TileStore
+from .tile_store import TileStore
 
 CHECKPOINT_DIR = "checkpoint"
 LAST_MODEL = "last.keras"

@@ -19,14 +19,8 @@ from model.preprocess import image_to_8bit
 from tests.helpers.scenes import write_polygons, write_raster
 from tests.helpers.vector_files import write_layers
 from training.config import Config, EventConfig, RunConfig, VectorRef
-from training.datasets import (
-    SPLIT_TRAIN,
-    SPLIT_VALIDATION,
-    DatasetError,
-    TileStore,
-    build_dataset,
-    build_event_tiles,
-)
+from training.datasets import build_dataset, build_event_tiles
+from training.tile_store import SPLIT_TRAIN, SPLIT_VALIDATION, DatasetError, TileStore
 
 gdal.UseExceptions()
 

@@ -106,7 +106,7 @@ def test_export_writes_a_carded_model_the_plugin_runs(workspace, tmp_path):
 def test_calibrated_export_takes_the_threshold_of_best_validation_mcc(workspace, tmp_path):
     from training import losses, network  # noqa: F401  (custom objects)
     from training.config import load_config
-    from training.datasets import TileStore
+    from training.tile_store import TileStore
     from training.train import CALIBRATION_THRESHOLDS, calibrate_threshold, training_card
 
     config = load_config(workspace["config"])
