@@ -168,7 +168,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from .experiments import load_experiment_config, run_experiment
+    from .experiment_config import load_experiment_config
+    from .experiments import run_experiment
 
     result = run_experiment(load_experiment_config(args.config))
     print(f"results: {result.results_csv}")
