@@ -41,6 +41,8 @@ DEEP_SUPERVISION_PREFIX = "conv_out_"
 """Training-only outputs ``conv_out_<level>``; they never reach an exported graph."""
 REFLECTANCE_SATURATION = 2000.0
 """Sentinel-2 L2A reflectance (x10000) mapped to 255 in 8-bit images, as in ESA's L2A TCI."""
+SIZE_MULTIPLE_PX = 32
+"""The standard network halves its input five times: window and tile sizes are multiples of this."""
 
 RGB_CHANNELS = ("red", "green", "blue")
 TERRAIN_CHANNELS = ("hillshade", "slope")
@@ -122,7 +124,7 @@ class ModelCard:
     gsd_m: float
     tile_px: int
     context_px: int
-    size_multiple_px: int = 32
+    size_multiple_px: int = SIZE_MULTIPLE_PX
     threshold: float = 0.5
     min_area_m2: float = 100.0
     terrain: TerrainRecipe = field(default_factory=TerrainRecipe)

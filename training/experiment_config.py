@@ -12,6 +12,7 @@ Configuration (TOML, paths relative to the file)::
 
     [run]                        # training.config.RunConfig without output_dir and gsd_m
     tile_px = 64
+    context_px = 16
     width = 0.0625
     epochs = 3
 
