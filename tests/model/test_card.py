@@ -1,5 +1,6 @@
 """The model card: JSON round trip, validation, ONNX metadata, graph checks."""
 
+import dataclasses
 import json
 from dataclasses import replace
 
@@ -106,5 +107,6 @@ def test_missing_file_is_refused(tmp_path):
 def test_card_is_a_frozen_dataclass():
     card = tiny_card()
     assert isinstance(card, ModelCard)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         card.threshold = 0.1  # type: ignore[misc]
+    assert card.threshold == tiny_card().threshold
