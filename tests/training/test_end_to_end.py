@@ -1,7 +1,8 @@
 """Build a dataset, train a light model a few steps, resume, export, and map with the plugin.
 
 Small enough for CI on two CPU cores: two 192 x 192 px events, 64 px tiles,
-width 0.125, two epochs of two steps.
+width 0.125, two epochs of two steps; one export shared by the tests that read
+or map it.
 """
 
 import json
@@ -32,6 +33,15 @@ def workspace(tmp_path_factory):
     assert main(["build-dataset", config, "--store", store]) == 0
     assert main(["train", config, "--store", store]) == 0
     return {"root": root, "events": events, "store": store, "config": config}
+
+
+@pytest.fixture(scope="module")
+def exported(workspace, tmp_path_factory):
+    """The straight run exported once (as the CLI does), for the tests that read or map it."""
+    out = str(tmp_path_factory.mktemp("exported") / "light.onnx")
+    # A model trained for four steps has uncalibrated activations: float32 rounding alone exceeds 1e-4.
+    assert main(["export", workspace["config"], out, "--parity-tolerance", "1e-3", "--trained-on", "two test events"]) == 0
+    return out
 
 
 def weights_of(path):
@@ -79,13 +89,11 @@ def test_training_can_start_from_an_existing_model(workspace):
     assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), weights_of(best)))
 
 
-def test_export_writes_a_carded_model_the_plugin_runs(workspace, tmp_path):
+def test_export_writes_a_carded_model_the_plugin_runs(workspace, exported, tmp_path):
     from model.grid import RasterInput
     from model.pipeline import MappingRequest, map_landslides
 
-    out = str(tmp_path / "light.onnx")
-    # A model trained for four steps has uncalibrated activations: float32 rounding alone exceeds 1e-4.
-    assert main(["export", workspace["config"], out, "--parity-tolerance", "1e-3", "--trained-on", "two test events"]) == 0
+    out = exported
     card = read_card(out)
     assert card.gsd_m == 10.0 and card.tile_px == 64 and card.context_px == 8
     assert card.provenance["training_events"] == ["event_a", "event_b"]
@@ -151,7 +159,7 @@ print("RESULT " + json.dumps(processing.run("landslidemapper:mapeventlandslides"
 """
 
 
-def test_exported_model_maps_through_the_processing_algorithm(workspace, tmp_path):
+def test_exported_model_maps_through_the_processing_algorithm(workspace, exported, tmp_path):
     # QGIS runs in its own process: initialising QGIS after TensorFlow in one process crashes.
     pytest.importorskip("qgis.core")
     import subprocess
@@ -159,8 +167,7 @@ def test_exported_model_maps_through_the_processing_algorithm(workspace, tmp_pat
 
     from tests.conftest import plugin_parent_dir
 
-    out = str(tmp_path / "light.onnx")
-    assert main(["export", workspace["config"], out, "--parity-tolerance", "1e-3"]) == 0
+    out = exported
     event = workspace["events"]["event_b"]
     params = {"PRE_IMAGE": event["pre"], "POST_IMAGE": event["post"], "DEM": event["dem"], "MODEL": out,
               "OUTPUT_MASK": str(tmp_path / "mask.tif"), "OUTPUT_POLYGONS": str(tmp_path / "slides.gpkg")}
