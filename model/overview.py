@@ -17,8 +17,8 @@ from osgeo import gdal, ogr, osr
 from .card import REFLECTANCE_SATURATION
 from .errors import InputDataError
 from .grid import RasterInput, check_bands, open_raster, raster_srs
-from .masks import VectorInput, open_polygon_layer
 from .preprocess import image_to_8bit, resolve_radiometry
+from .vectors import VectorInput, open_polygon_layer
 
 gdal.UseExceptions()
 ogr.UseExceptions()

@@ -116,13 +116,14 @@ class TileBatches:
         return stacked, {name: target for name in self.output_names}
 
 
-def _keras_dataset(batches_of_epoch: Callable[[int], TileBatches], first_epoch: int, steps: int):
-    """An endless keras.utils.PyDataset whose ``i``-th batch is batch ``i % steps`` of epoch
-    ``first_epoch + i // steps``.
+def _keras_dataset(batches_of_epoch: Callable[[int], TileBatches], first_epoch: int, last_epoch: int, steps: int):
+    """A keras.utils.PyDataset of every batch of epochs ``first_epoch`` to ``last_epoch - 1``: its ``i``-th
+    batch is batch ``i % steps`` of epoch ``first_epoch + i // steps``.
 
     Batches depend on their index only, never on when they are read, so the
     batches tf.data prefetches across an epoch boundary are those of the next
-    epoch (built lazily to keep imports light).
+    epoch, and nothing is prefetched past the last one (built lazily to keep
+    imports light).
     """
     import keras
 
@@ -133,7 +134,7 @@ def _keras_dataset(batches_of_epoch: Callable[[int], TileBatches], first_epoch: 
 
         @property
         def num_batches(self):
-            return None
+            return (last_epoch - first_epoch) * steps
 
         def __getitem__(self, index):
             epoch, step = first_epoch + index // steps, index % steps
@@ -503,7 +504,7 @@ def train(config: Config, store_dir: str, log: Callable[[str], None] = print,
 
     before = BeforeSchedule()
     network.optimizer.learning_rate.assign(state.learning_rate)
-    network.fit(_keras_dataset(batches_of, state.epoch, steps), steps_per_epoch=steps, initial_epoch=state.epoch,
-                epochs=last_epoch, verbose=0, shuffle=False,
+    network.fit(_keras_dataset(batches_of, state.epoch, last_epoch, steps), steps_per_epoch=steps,
+                initial_epoch=state.epoch, epochs=last_epoch, verbose=0, shuffle=False,
                 callbacks=[before, reduce_lr, early_stopping, AfterSchedule()])
     return state
