@@ -7,7 +7,7 @@ from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ..model.errors import CancelledError, LandslideMapperError
+from ..model.errors import LandslideMapperError
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESOURCES_DIR = os.path.join(PLUGIN_DIR, "resources")
@@ -62,9 +62,7 @@ class FeedbackAdapter:
 
 def processing_error(error):
     """The QgsProcessingException for a core error (the only place they are converted)."""
-    if isinstance(error, CancelledError):
-        return QgsProcessingException(str(error))
-    if isinstance(error, LandslideMapperError):
+    if isinstance(error, LandslideMapperError):  # CancelledError included
         return QgsProcessingException(str(error))
     return QgsProcessingException(f"Unexpected error: {error}")
 

@@ -24,7 +24,7 @@ def default_card_values():
     if path is None:
         return None, None
     try:
-        from ..model.card import read_card
+        from ..model.session import read_card
 
         card = read_card(path)
     except Exception:  # noqa: BLE001 - no onnxruntime or an unreadable file: the run will say why

@@ -8,7 +8,10 @@ from qgis.core import QgsLayerTreeLayer, QgsProcessingLayerPostProcessorInterfac
 
 from .base import resource_path
 
-_KEEP_ALIVE = []  # post-processors must outlive the algorithm that created them
+_KEEP_ALIVE = set()
+"""Post-processors handed to QGIS and not run yet. QGIS holds them by C++ pointer only; without a Python
+reference their Python side would be collected before they run (in a batch, long after the algorithm ended).
+Each is released once it has styled its layer; one whose layer is never loaded stays (a few bytes)."""
 
 
 class LoadOrder:
@@ -50,16 +53,19 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
         """Style the freshly loaded output layer (never a user's existing layer)."""
-        if layer is None or not layer.isValid():
-            return
-        layer.loadNamedStyle(self._qml)
-        layer.triggerRepaint()
-        project = context.project() or QgsProject.instance()
-        node = project.layerTreeRoot().findLayer(layer.id())
-        if node is not None and not self._visible:
-            node.setItemVisibilityChecked(False)
-        if self._order is not None:
-            self._order.place(layer, self._rank, project)
+        try:
+            if layer is None or not layer.isValid():
+                return
+            layer.loadNamedStyle(self._qml)
+            layer.triggerRepaint()
+            project = context.project() or QgsProject.instance()
+            node = project.layerTreeRoot().findLayer(layer.id())
+            if node is not None and not self._visible:
+                node.setItemVisibilityChecked(False)
+            if self._order is not None:
+                self._order.place(layer, self._rank, project)
+        finally:
+            _KEEP_ALIVE.discard(self)
 
 
 def apply_style_on_load(context, layer_id, qml_name, visible=True, order=None, rank=0):
@@ -67,6 +73,5 @@ def apply_style_on_load(context, layer_id, qml_name, visible=True, order=None, r
     if not context.willLoadLayerOnCompletion(layer_id):
         return
     processor = StyleOnLoad(qml_name, visible, order, rank)
-    _KEEP_ALIVE.append(processor)
-    del _KEEP_ALIVE[:-32]
+    _KEEP_ALIVE.add(processor)
     context.layerToLoadOnCompletionDetails(layer_id).setPostProcessor(processor)

@@ -77,7 +77,7 @@ def full_width_model(seed: int = 0):
         return weights, onnx_path
     import keras
 
-    from model.card import ModelCard, standard_inputs
+    from model.card import OUTPUT_NAME, ModelCard, standard_inputs
     from training.export import export_onnx
     from training.network import build_resunet
 
@@ -86,7 +86,7 @@ def full_width_model(seed: int = 0):
     network.save_weights(weights)
     card = ModelCard(
         name="resunet-random-benchmark", version="0", description="Random weights, for timing only.",
-        inputs=standard_inputs(), output_name="prediction", gsd_m=GSD_M, tile_px=224, context_px=56,
+        inputs=standard_inputs(), output_name=OUTPUT_NAME, gsd_m=GSD_M, tile_px=224, context_px=56,
         provenance={"trained_on": "nothing: random weights for benchmarks"},
     )
     # Untrained batch-norm statistics let activations grow through 40 residual blocks, so float32
@@ -259,7 +259,7 @@ def main() -> None:
     weights, onnx_path = (None, args.model) if args.model else full_width_model()
     if args.keras_weights:
         weights = None if args.keras_weights == "none" else args.keras_weights
-    from model.card import read_card
+    from model.session import read_card
 
     card = read_card(onnx_path)
     work = tempfile.mkdtemp(prefix="bench_")

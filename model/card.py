@@ -8,8 +8,9 @@ minimum polygon area, where the model comes from and how well it scored.
 
 This module is the only code that knows the card's key names. The trainer
 writes cards with :func:`write_card`; the plugin reads them with
-:func:`read_card` and checks them against the graph with
-:func:`check_card_matches_graph`.
+:func:`model.session.read_card` (which needs onnxruntime) and checks them
+against the graph with :func:`check_card_matches_graph`. This module imports
+no other module of the package but :mod:`model.errors`.
 
 Scaling convention: for every channel, ``model_value = raw_value * scale + offset``
 where ``raw_value`` is an 8-bit-equivalent image value (0..255), a gdaldem
@@ -31,6 +32,17 @@ ROLE_PRE_IMAGE = "pre_image"
 ROLE_POST_IMAGE = "post_image"
 ROLE_TERRAIN = "terrain"
 ROLES = (ROLE_PRE_IMAGE, ROLE_POST_IMAGE, ROLE_TERRAIN)
+
+INPUT_NAMES = ROLES
+"""Tensor names of the standard network's inputs (each named after its role)."""
+OUTPUT_NAME = "prediction"
+"""Name of the probability output of the standard network and of its exported graph."""
+DEEP_SUPERVISION_PREFIX = "conv_out_"
+"""Training-only outputs ``conv_out_<level>``; they never reach an exported graph."""
+REFLECTANCE_SATURATION = 2000.0
+"""Sentinel-2 L2A reflectance (x10000) mapped to 255 in 8-bit images, as in ESA's L2A TCI."""
+SIZE_MULTIPLE_PX = 32
+"""The standard network halves its input five times: window and tile sizes are multiples of this."""
 
 RGB_CHANNELS = ("red", "green", "blue")
 TERRAIN_CHANNELS = ("hillshade", "slope")
@@ -140,11 +152,11 @@ class ModelCard:
     gsd_m: float
     tile_px: int
     context_px: int
-    size_multiple_px: int = 32
+    size_multiple_px: int = SIZE_MULTIPLE_PX
     threshold: float = 0.5
     min_area_m2: float = 100.0
     terrain: TerrainRecipe = field(default_factory=TerrainRecipe)
-    reflectance_saturation: float = 2000.0
+    reflectance_saturation: float = REFLECTANCE_SATURATION
     image_normalisation: ImageNormalisation = field(default_factory=ImageNormalisation)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
@@ -424,28 +436,6 @@ def card_from_metadata(metadata: Mapping[str, str], source: str = "the model") -
             "'python -m training export' or add a card with model.card.write_card()."
         )
     return card_from_json(text)
-
-
-def read_card(onnx_path: str) -> ModelCard:
-    """Read and validate the card of an ONNX file, checking it against the graph.
-
-    Uses onnxruntime (the plugin's runtime dependency).
-    """
-    from .session import open_session
-
-    session = open_session(onnx_path, threads=1)
-    return card_from_session(session, onnx_path)
-
-
-def card_from_session(session: Any, source: str) -> ModelCard:
-    """Card of an open onnxruntime session, checked against its graph."""
-    card = card_from_metadata(session.get_modelmeta().custom_metadata_map, source)
-    check_card_matches_graph(
-        card,
-        [(i.name, i.shape, i.type) for i in session.get_inputs()],
-        [o.name for o in session.get_outputs()],
-    )
-    return card
 
 
 def write_card(onnx_model: Any, card: ModelCard) -> Any:

@@ -13,11 +13,12 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from osgeo import gdal, ogr, osr
 
+from .card import REFLECTANCE_SATURATION
 from .commit import OutputCommit, remove_file
 from .errors import InputDataError
 from .grid import RasterInput, check_bands, open_raster, raster_srs
-from .masks import VectorInput, open_polygon_layer
 from .preprocess import image_to_8bit, resolve_radiometry
+from .vectors import VectorInput, open_polygon_layer
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -76,7 +77,7 @@ def write_overview_png(image: RasterInput, out_path: str, polygons: Optional[Vec
     for band in bands:  # nodata, alpha, per-dataset and per-band masks alike
         valid &= band.GetMaskBand().ReadAsArray(buf_xsize=width, buf_ysize=height) > 0
     kind = resolve_radiometry(radiometry, bands[0].DataType)
-    rgb = _stretch(image_to_8bit(values, kind, 2000.0), valid)
+    rgb = _stretch(image_to_8bit(values, kind, REFLECTANCE_SATURATION), valid)
 
     memory = gdal.GetDriverByName("MEM").Create("", width, height, 3, gdal.GDT_Byte)
     x0, dx, rx, y0, ry, dy = dataset.GetGeoTransform()

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .card import ModelCard, card_from_session
+from .card import ModelCard, card_from_metadata, check_card_matches_graph
 from .errors import ModelCardError, RuntimeDependencyError
 
 INSTALL_HINT = (
@@ -121,6 +121,26 @@ def open_session(onnx_path: str, threads: int = 0, execution_provider: str = "cp
         return _create_session(ort, onnx_path, options, execution_provider)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelCardError(f"{onnx_path} is not a model onnxruntime can load: {exc}") from exc
+
+
+def read_card(onnx_path: str) -> ModelCard:
+    """Read and validate the card of an ONNX file, checking it against the graph.
+
+    Uses onnxruntime (the plugin's runtime dependency).
+    """
+    session = open_session(onnx_path, threads=1)
+    return card_from_session(session, onnx_path)
+
+
+def card_from_session(session: Any, source: str) -> ModelCard:
+    """Card of an open onnxruntime session, checked against its graph."""
+    card = card_from_metadata(session.get_modelmeta().custom_metadata_map, source)
+    check_card_matches_graph(
+        card,
+        [(i.name, i.shape, i.type) for i in session.get_inputs()],
+        [o.name for o in session.get_outputs()],
+    )
+    return card
 
 
 class LandslideModel:

@@ -85,7 +85,7 @@ def _calibrated(card, model, args, config, run_info):
     """``card`` with the threshold of best validation MCC, and the validation scores at that threshold."""
     import dataclasses
 
-    from .datasets import TileStore
+    from .tile_store import TileStore
     from .train import calibrate_threshold
 
     store = TileStore(_store_dir(args, config), run_info["events"])
@@ -199,7 +199,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from .experiments import load_experiment_config, run_experiment
+    from .experiment_config import load_experiment_config
+    from .experiments import run_experiment
 
     result = run_experiment(load_experiment_config(args.config))
     print(f"results: {result.results_csv}")

@@ -33,7 +33,7 @@ Scaling by ``s`` makes the terrain look ``s`` times wider; with
 ``scale_elevations`` the elevations are multiplied by ``s`` as well, so the
 slopes (and the hillshade) of a zoomed tile stay those of the real terrain.
 
-Only numpy is used (SciPy is not a dependency of the training package).
+Only numpy is used.
 """
 
 from __future__ import annotations

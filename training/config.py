@@ -31,6 +31,9 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
 
+from model.card import SIZE_MULTIPLE_PX
+from model.vectors import VectorInput
+
 
 class ConfigError(ValueError):
     """A configuration file is missing a setting or has a wrong one; the message names it."""
@@ -46,9 +49,8 @@ class VectorRef:
     @classmethod
     def parse(cls, text: str, base_dir: str) -> "VectorRef":
         """Parse ``path`` or ``path|layername=name``, relative to ``base_dir``."""
-        path, _, rest = text.partition("|")
-        layer = rest.split("=", 1)[1] if rest.startswith("layername=") else None
-        return cls(_resolve(path, base_dir), layer)
+        source = VectorInput.parse(text)
+        return cls(_resolve(source.path, base_dir), source.layer)
 
 
 @dataclass(frozen=True)
@@ -137,11 +139,30 @@ def parse_config(data: Dict[str, Any], base_dir: str, source: Optional[str] = No
     if "output_dir" not in run_values:
         raise ConfigError(f"{source or 'config'}: [run] needs output_dir.")
     run = RunConfig(**run_values)
+    check_run(run, f"{source or 'config'}: [run]")
     events = parse_events(data.get("events", []), base_dir)
     names = [e.name for e in events]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source or 'config'}: event names must be unique; got {names}.")
     return Config(run, tuple(events), source)
+
+
+def check_run(run: RunConfig, where: str = "[run]") -> None:
+    """Refuse settings that would otherwise fail only once training has started, naming the setting.
+
+    Raises:
+        ConfigError: ``tile_px`` is not a positive multiple of 32 (the network
+            halves a tile five times), or ``context_px`` leaves no core inside a
+            tile (``0 <= context_px`` and ``2 * context_px < tile_px``, as the
+            model card requires).
+    """
+    tile_px, context_px = run.tile_px, run.context_px
+    if not isinstance(tile_px, int) or isinstance(tile_px, bool) or tile_px <= 0 or tile_px % SIZE_MULTIPLE_PX:
+        raise ConfigError(f"{where} tile_px must be a positive multiple of {SIZE_MULTIPLE_PX} (the network halves a "
+                          f"tile five times); got {tile_px!r}.")
+    if not isinstance(context_px, int) or isinstance(context_px, bool) or not 0 <= 2 * context_px < tile_px:
+        raise ConfigError(f"{where} context_px must be a whole number with 0 <= 2 x context_px < tile_px, so that "
+                          f"each tile keeps a core; got context_px {context_px!r} with tile_px {tile_px}.")
 
 
 def parse_events(items: List[Dict[str, Any]], base_dir: str, section: str = "events") -> List[EventConfig]:

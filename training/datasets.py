@@ -2,9 +2,7 @@
 
 One event (pre image, post image, DEM, landslide inventory and optional areas
 and cloud mask, see :class:`training.config.EventConfig`) becomes one folder
-``<store_dir>/<event name>/`` of memory-mappable ``.npy`` arrays and a
-``provenance.json``. Combining events is listing folders (:class:`TileStore`):
-adding an event builds only its own folder.
+``<store_dir>/<event name>/`` (:mod:`training.tile_store`).
 
 Every input is read through the inference core (:mod:`model`): the event's grid
 is :func:`model.grid.build_grid` over pre, post and DEM at ``run.gsd_m``, images
@@ -19,30 +17,8 @@ Tiles
     ``round(tile_px * (1 - tile_overlap))`` starting at the grid's top-left
     pixel; only tiles lying wholly inside the grid are considered.
 
-Training area rule
-    Without ``train_area`` the whole grid is training area. With it, a tile is
-    kept when at least 95 % of its pixels (pixel-centre rule) lie inside the
-    union of the train-area polygons; the remaining pixels of a kept tile get
-    ``valid = 0`` (the inventory is only trusted inside the area), so no
-    pixel outside the training area ever counts in a loss.
-
-Test area rule
-    A tile touching the test area (any pixel it touches, GDAL ``ALL_TOUCHED``)
-    is never stored, neither for training nor for validation.
-
-Validation rule
-    With ``validation_area``: tiles with at least 95 % of their pixels inside
-    it form the validation split (pixels outside it get ``valid = 0``), and
-    tiles that touch it otherwise are dropped, so no training pixel lies in
-    the validation area. Without it: an east strip. The kept tiles' lattice
-    columns are candidate boundaries ``B``; tiles starting at column ``>= B``
-    are validation, tiles ending at or before ``B`` (``col + tile_px <= B``)
-    are training, and tiles straddling ``B`` are dropped (the gap), so no
-    training tile overlaps a validation tile. ``B`` is the candidate whose
-    validation share ``validation / (train + validation)`` is closest to
-    ``run.validation_fraction`` with at least one tile on each side (ties go
-    to the smaller validation strip). ``validation_fraction <= 0`` means no
-    validation split.
+The training area, test area and validation rules are those of
+:mod:`training.splits`; the store's layout is :mod:`training.tile_store`'s.
 
 Valid pixels
     ``valid`` is 1 where pre, post and the DEM (centre pixel; hillshade and
@@ -64,55 +40,53 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from model.card import ModelCard
-from model.errors import GridError, InputDataError, LandslideMapperError
+from model.card import REFLECTANCE_SATURATION
+from model.errors import GridError, LandslideMapperError
 from model.grid import Grid, RasterInput, WindowReader, build_grid
-from model.masks import PolygonMask, RasterMask, VectorInput, open_polygon_layer, transformation_to_grid
+from model.masks import PolygonMask, RasterMask
 from model.preprocess import image_to_8bit, resolve_radiometry
 from model.terrain import HALO_PX
+from model.vectors import vector_source
 
 from .config import Config, EventConfig, RunConfig, VectorRef
+from .splits import (
+    _VALIDATION_CANDIDATE,
+    AREA_INSIDE_FRACTION,
+    _classify,
+    _east_strip_boundary,
+    _load_polygons,
+    _rasterize,
+    tile_stride,
+)
+from .tile_store import (
+    PROVENANCE_FILE,
+    SPLIT_TRAIN,
+    SPLIT_VALIDATION,
+    STORE_FORMAT,
+    DatasetError,
+    _is_complete_store,
+    _read_provenance,
+)
 
 gdal.UseExceptions()
 ogr.UseExceptions()
 osr.UseExceptions()
 
 BUILDER_VERSION = 1
-STORE_FORMAT = "landslide-mapper-tiles"
 PARTIAL_SUFFIX = ".partial"
 REPLACED_SUFFIX = ".replaced"
-PROVENANCE_FILE = "provenance.json"
-
-SPLIT_TRAIN = 0
-SPLIT_VALIDATION = 1
-SPLIT_NAMES = {"train": SPLIT_TRAIN, "validation": SPLIT_VALIDATION}
-
-AREA_INSIDE_FRACTION = 0.95
-"""Share of a tile's pixels that must lie inside the training (or validation) area."""
 
 MIN_VALID_FRACTION = 0.5
 """Tiles with a smaller share of valid pixels are not stored."""
 
-REFLECTANCE_SATURATION = next(f.default for f in fields(ModelCard) if f.name == "reflectance_saturation")
-"""Sentinel-2 reflectance (x10000) mapped to 255; the model card's default (the
-run configuration has no setting for it, see the module's notes)."""
-
 COPY_CHUNK_BYTES = 64 * 1024 * 1024
-ARRAY_NAMES = ("pre", "post", "dem", "mask", "valid", "split", "origins")
-
-_TRAIN_CANDIDATE = 0
-_VALIDATION_CANDIDATE = 1
-
-
-class DatasetError(LandslideMapperError):
-    """A tile store cannot be built or opened; the message names the event and file."""
 
 
 @dataclass(frozen=True)
@@ -162,151 +136,7 @@ class EventTileSummary:
 # --------------------------------------------------------------------------- polygons
 
 
-@dataclass
-class _Polygons:
-    """Polygons of one vector file, reprojected to the grid CRS, in a memory layer."""
-
-    store: Any
-    layer: Any
-    path: str
-    total: int = 0
-    used: int = 0
-    outside: int = 0
-    repaired: int = 0
-    skipped: int = 0
-    extent: Optional[Tuple[float, float, float, float]] = None  # x_min, x_max, y_min, y_max
-
-
-def _quiet(function: Callable[[], Any]) -> Any:
-    """Call ``function`` with GDAL/GEOS warnings silenced (e.g. 'Self-intersection at ...')."""
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    try:
-        return function()
-    finally:
-        gdal.PopErrorHandler()
-
-
-def _repair(geometry: ogr.Geometry) -> ogr.Geometry:
-    """A valid version of ``geometry``: MakeValid (keeps every part), else Buffer(0)."""
-    fixed = None
-    try:
-        fixed = _quiet(geometry.MakeValid)
-    except (RuntimeError, AttributeError):
-        fixed = None
-    if fixed is None or fixed.IsEmpty():
-        fixed = _quiet(lambda: geometry.Buffer(0))
-    return fixed
-
-
-def _polygonal(geometry: ogr.Geometry) -> Optional[ogr.Geometry]:
-    """The polygon parts of a geometry as a MultiPolygon, or None when it has none."""
-    if geometry.HasCurveGeometry():
-        geometry = geometry.GetLinearGeometry()
-    kind = ogr.GT_Flatten(geometry.GetGeometryType())
-    # Parts are cloned at once: a child reference dies with its (temporary) parent.
-    if kind == ogr.wkbPolygon:
-        parts = [geometry.Clone()]
-    elif kind in (ogr.wkbMultiPolygon, ogr.wkbGeometryCollection):
-        parts = []
-        for index in range(geometry.GetGeometryCount()):
-            sub = _polygonal(geometry.GetGeometryRef(index).Clone())
-            if sub is not None:
-                parts.extend(sub.GetGeometryRef(k).Clone() for k in range(sub.GetGeometryCount()))
-    else:
-        return None
-    out = ogr.Geometry(ogr.wkbMultiPolygon)
-    for part in parts:
-        part.FlattenTo2D()
-        if not part.IsEmpty() and part.GetArea() > 0:
-            out.AddGeometry(part)
-    return out if out.GetGeometryCount() else None
-
-
-def _grid_box(grid: Grid) -> ogr.Geometry:
-    x0, y0, x1, y1 = grid.window_bounds(0, 0, grid.height_px, grid.width_px)
-    return ogr.CreateGeometryFromWkt(f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))")
-
-
-def _load_polygons(ref: VectorRef, grid: Grid, event: str, what: str) -> _Polygons:
-    """Read, reproject and repair the polygons of ``ref``; count what happened to them.
-
-    Raises:
-        DatasetError: The file or layer cannot be opened, has no CRS, or holds
-            no polygon at all.
-    """
-    where = f"{ref.path}" + (f" (layer '{ref.layer}')" if ref.layer else "")
-    try:
-        source, layer, layer_srs = open_polygon_layer(VectorInput(ref.path, ref.layer), what)
-        transform = transformation_to_grid(layer_srs, grid)
-    except InputDataError as exc:
-        raise DatasetError(f"Event '{event}': {exc}") from exc
-
-    store = ogr.GetDriverByName("Memory").CreateDataSource("")
-    grid_srs = osr.SpatialReference(wkt=grid.crs_wkt)
-    out_layer = store.CreateLayer("polygons", srs=grid_srs, geom_type=ogr.wkbMultiPolygon)
-    result = _Polygons(store, out_layer, where)
-    box = _grid_box(grid)
-    for feature in layer:
-        geometry = feature.GetGeometryRef()
-        if geometry is None or geometry.IsEmpty():
-            result.skipped += 1
-            continue
-        geometry = geometry.Clone()
-        if transform is not None:
-            try:
-                geometry.Transform(transform)
-            except RuntimeError:
-                result.total += 1
-                result.outside += 1
-                continue
-        if not _quiet(geometry.IsValid):
-            geometry = _repair(geometry)
-            result.repaired += 1
-        polygons = _polygonal(geometry)
-        if polygons is None:
-            result.skipped += 1
-            continue
-        result.total += 1
-        if not polygons.Intersects(box):
-            result.outside += 1
-            continue
-        result.used += 1
-        out = ogr.Feature(out_layer.GetLayerDefn())
-        out.SetGeometry(polygons)
-        out_layer.CreateFeature(out)
-    if result.total == 0:
-        raise DatasetError(f"Event '{event}': the {what} {where} holds no polygon.")
-    if result.used:
-        result.extent = out_layer.GetExtent()
-    return result
-
-
-def _rasterize(polygons: _Polygons, grid: Grid, row: int, col: int, size: int, all_touched: bool = False) -> np.ndarray:
-    """Boolean (size, size) window: True where the polygons cover the pixel centre
-    (or, with ``all_touched``, touch the pixel at all)."""
-    x0, y0, x1, y1 = grid.window_bounds(row, col, size, size)
-    if polygons.extent is None:
-        return np.zeros((size, size), dtype=bool)
-    ex0, ex1, ey0, ey1 = polygons.extent
-    if ex0 > x1 or ex1 < x0 or ey0 > y1 or ey1 < y0:
-        return np.zeros((size, size), dtype=bool)
-    target = gdal.GetDriverByName("MEM").Create("", size, size, 1, gdal.GDT_Byte)
-    target.SetGeoTransform((x0, grid.gsd_m, 0.0, y1, 0.0, -grid.gsd_m))
-    target.SetProjection(grid.crs_wkt)
-    options = ["ALL_TOUCHED=TRUE"] if all_touched else []
-    gdal.RasterizeLayer(target, [1], polygons.layer, burn_values=[1], options=options)
-    return target.ReadAsArray() == 1
-
-
 # --------------------------------------------------------------------------- sources
-
-
-def _is_vector(path: str) -> bool:
-    try:
-        dataset = gdal.OpenEx(path, gdal.OF_VECTOR)
-    except RuntimeError:
-        return False
-    return dataset is not None and dataset.GetLayerCount() > 0
 
 
 class _EventSources:
@@ -323,12 +153,12 @@ class _EventSources:
         self.cloud = None
         self.cloud_kind = None
         if event.cloud_mask:
-            ref = VectorRef.parse(event.cloud_mask, os.getcwd())
-            if _is_vector(ref.path):
-                self.cloud = PolygonMask(VectorInput(ref.path, ref.layer), grid)
+            polygons = vector_source(event.cloud_mask)
+            if polygons is not None:
+                self.cloud = PolygonMask(polygons, grid)
                 self.cloud_kind = "polygons"
             else:
-                self.cloud = RasterMask(RasterInput(ref.path), grid)
+                self.cloud = RasterMask(RasterInput(event.cloud_mask), grid)
                 self.cloud_kind = "raster"
 
     def read(self, row: int, col: int, size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -351,11 +181,6 @@ class _EventSources:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def tile_stride(run: RunConfig) -> int:
-    """Lattice step of the tiles: ``tile_px * (1 - tile_overlap)``, at least 1 px."""
-    return max(1, int(round(run.tile_px * (1.0 - run.tile_overlap))))
 
 
 def _check_run(run: RunConfig) -> None:
@@ -403,38 +228,6 @@ def _settings(event: EventConfig, run: RunConfig) -> Dict[str, Any]:
         "validation_fraction": float(run.validation_fraction),
         "reflectance_saturation": float(REFLECTANCE_SATURATION),
     }
-
-
-def _east_strip_boundary(cols: np.ndarray, tile_px: int, fraction: float) -> Optional[int]:
-    """Grid column B splitting tiles into training (end <= B) and validation (start >= B)."""
-    if fraction <= 0 or cols.size == 0:
-        return None
-    best: Optional[Tuple[float, int]] = None
-    for boundary in sorted(np.unique(cols).tolist(), reverse=True):
-        validation = int(np.count_nonzero(cols >= boundary))
-        train = int(np.count_nonzero(cols + tile_px <= boundary))
-        if validation == 0 or train == 0:
-            continue
-        score = abs(validation / (validation + train) - fraction)
-        if best is None or score < best[0] - 1e-12:
-            best = (score, int(boundary))
-    return None if best is None else best[1]
-
-
-def _read_provenance(folder: str) -> Optional[Dict[str, Any]]:
-    path = os.path.join(folder, PROVENANCE_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path, "r", encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def _is_complete_store(folder: str, name: str) -> bool:
-    try:
-        provenance = _read_provenance(folder)
-    except (OSError, ValueError):
-        return False
-    return bool(provenance) and provenance.get("format") == STORE_FORMAT and provenance.get("event") == name
 
 
 # --------------------------------------------------------------------------- building
@@ -527,7 +320,7 @@ def _build_into(event: EventConfig, run: RunConfig, folder: str, log: Callable[[
         log(f"{name}: ignored {inventory.skipped} inventory feature(s) without polygon geometry.")
     if inventory.used == 0:
         raise DatasetError(
-            f"Event '{name}': none of the {inventory.total} polygon(s) of the inventory {inventory.path} lies on the "
+            f"Event '{name}': none of the {inventory.total} polygon(s) of the inventory {inventory.where} lies on the "
             f"grid of the images; check the inventory's coordinate reference system."
         )
     areas = {
@@ -597,7 +390,7 @@ def _build_into(event: EventConfig, run: RunConfig, folder: str, log: Callable[[
     if "validation_area" in areas:
         split_rule = {"rule": "validation_area", "area_inside_fraction": AREA_INSIDE_FRACTION}
         if not np.any(split == SPLIT_VALIDATION):
-            log(f"{name}: no tile lies inside the validation area {areas['validation_area'].path}; "
+            log(f"{name}: no tile lies inside the validation area {areas['validation_area'].where}; "
                 "the event has no validation tiles.")
     else:
         boundary = _east_strip_boundary(origins[:, 1], tile_px, float(run.validation_fraction))
@@ -675,25 +468,6 @@ def _build_into(event: EventConfig, run: RunConfig, folder: str, log: Callable[[
     with open(os.path.join(folder, PROVENANCE_FILE), "w", encoding="utf-8") as handle:
         json.dump(provenance, handle, indent=1, sort_keys=True)
     return provenance
-
-
-def _classify(areas: Dict[str, _Polygons], grid: Grid, row: int, col: int, size: int,
-              dropped: Dict[str, int]) -> Optional[int]:
-    """Training or validation candidate, or None (counted in ``dropped``)."""
-    if "test_area" in areas and _rasterize(areas["test_area"], grid, row, col, size, all_touched=True).any():
-        dropped["test_area"] += 1
-        return None
-    if "validation_area" in areas:
-        validation = areas["validation_area"]
-        if _rasterize(validation, grid, row, col, size).mean() >= AREA_INSIDE_FRACTION:
-            return _VALIDATION_CANDIDATE
-        if _rasterize(validation, grid, row, col, size, all_touched=True).any():
-            dropped["validation_area_border"] += 1
-            return None
-    if "train_area" in areas and _rasterize(areas["train_area"], grid, row, col, size).mean() < AREA_INSIDE_FRACTION:
-        dropped["outside_training_area"] += 1
-        return None
-    return _TRAIN_CANDIDATE
 
 
 def _drop_text(lattice: int, dropped: Dict[str, int]) -> str:
@@ -789,107 +563,3 @@ def _differences(stored: Dict[str, Any], current: Dict[str, Any], prefix: str = 
 # --------------------------------------------------------------------------- reading
 
 
-class TileStore:
-    """One or several events' stores, memory-mapped read-only, as one dataset.
-
-    Global indices run over the events in order (``events``), each event's tiles
-    in stored order (row-major by tile origin).
-
-    Args:
-        store_dir: Folder holding one sub-folder per event.
-        event_names: Events to combine; None takes every complete store in
-            ``store_dir`` (sorted by name). Partial builds are never listed.
-
-    Raises:
-        DatasetError: A listed event has no complete store, a store is
-            inconsistent, or the events differ in tile size or resolution.
-    """
-
-    def __init__(self, store_dir: str, event_names: Optional[Sequence[str]] = None):
-        self.store_dir = store_dir
-        if event_names is None:
-            names = sorted(
-                entry for entry in (os.listdir(store_dir) if os.path.isdir(store_dir) else [])
-                if _is_complete_store(os.path.join(store_dir, entry), entry)
-            )
-            if not names:
-                raise DatasetError(f"No complete tile store in {store_dir}; build the events first.")
-        else:
-            names = list(event_names)
-            if not names:
-                raise DatasetError("TileStore needs at least one event name.")
-            if len(set(names)) != len(names):
-                raise DatasetError(f"Event names repeat in {names}.")
-        self.events: List[str] = names
-        self.provenance: Dict[str, Dict[str, Any]] = {}
-        self._arrays: Dict[str, Dict[str, np.ndarray]] = {}
-        sizes = []
-        for name in names:
-            folder = os.path.join(store_dir, name)
-            if not _is_complete_store(folder, name):
-                raise DatasetError(f"Event '{name}' has no complete tile store in {store_dir}; build it first.")
-            provenance = _read_provenance(folder)
-            self.provenance[name] = provenance
-            arrays = {}
-            for key in ARRAY_NAMES:
-                path = os.path.join(folder, f"{key}.npy")
-                try:
-                    arrays[key] = np.load(path, mmap_mode="r")
-                except (OSError, ValueError) as exc:
-                    raise DatasetError(f"Event '{name}': cannot read {path}: {exc}") from exc
-                shape, dtype = provenance["arrays"][key]
-                if list(arrays[key].shape) != list(shape) or arrays[key].dtype != np.dtype(dtype):
-                    raise DatasetError(
-                        f"Event '{name}': {path} is {arrays[key].shape} {arrays[key].dtype}, "
-                        f"provenance says {tuple(shape)} {dtype}; rebuild the event."
-                    )
-            self._arrays[name] = arrays
-            sizes.append(int(arrays["split"].shape[0]))
-        for key in ("tile_px",):
-            values = {name: self.provenance[name][key] for name in names}
-            if len(set(values.values())) > 1:
-                raise DatasetError(f"The events differ in {key}: {values}; rebuild them with one setting.")
-        gsds = {name: self.provenance[name]["grid"]["gsd_m"] for name in names}
-        if len(set(gsds.values())) > 1:
-            raise DatasetError(f"The events differ in ground resolution: {gsds}; rebuild them with one gsd_m.")
-        self.tile_px: int = int(self.provenance[names[0]]["tile_px"])
-        self._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self._splits = np.concatenate([np.asarray(self._arrays[n]["split"]) for n in names])
-
-    def __len__(self) -> int:
-        return int(self._offsets[-1])
-
-    def indices(self, split: Union[str, int, None] = None) -> np.ndarray:
-        """Global indices of the ``"train"`` (0) or ``"validation"`` (1) tiles; None: all."""
-        if split is None:
-            return np.arange(len(self), dtype=np.int64)
-        code = SPLIT_NAMES.get(split, split) if isinstance(split, str) else split
-        if code not in (SPLIT_TRAIN, SPLIT_VALIDATION):
-            raise DatasetError(f"Unknown split {split!r}; use 'train' or 'validation'.")
-        return np.flatnonzero(self._splits == code).astype(np.int64)
-
-    def locate(self, index: int) -> Tuple[str, int]:
-        """``(event name, index within the event)`` of a global index."""
-        index = int(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"Tile {index} out of range; the store has {len(self)} tiles.")
-        position = int(np.searchsorted(self._offsets, index, side="right")) - 1
-        return self.events[position], index - int(self._offsets[position])
-
-    def sample(self, index: int) -> Dict[str, Any]:
-        """One tile: ``pre``/``post`` (T,T,3) uint8, ``dem`` (T+2,T+2) float32,
-        ``mask``/``valid`` (T,T) uint8, ``split``, ``event`` and ``origin`` (row, col)."""
-        name, local = self.locate(index)
-        arrays = self._arrays[name]
-        return {
-            "pre": np.array(arrays["pre"][local]),
-            "post": np.array(arrays["post"][local]),
-            "dem": np.array(arrays["dem"][local]),
-            "mask": np.array(arrays["mask"][local]),
-            "valid": np.array(arrays["valid"][local]),
-            "split": int(arrays["split"][local]),
-            "event": name,
-            "origin": (int(arrays["origins"][local, 0]), int(arrays["origins"][local, 1])),
-        }

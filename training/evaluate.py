@@ -21,12 +21,14 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
-from model.card import read_card, write_card_to_file
+from model.card import write_card_to_file
 from model.evaluation import EvaluationRequest, evaluate
 from model.grid import RasterInput
-from model.masks import VectorInput
+from model.vectors import VectorInput
 from model.metrics import Confusion
 from model.pipeline import MappingRequest, map_landslides
+from model.session import read_card
+from model.vectors import vector_source
 
 from .config import EventConfig, VectorRef
 
@@ -72,16 +74,15 @@ def evaluate_on_event(model_path: str, event: EventConfig, work_dir: str, use_te
 
     started = time.perf_counter()
     mask_path = os.path.join(work_dir, f"{event.name}_mask.tif")
-    cloud = event.cloud_mask
-    cloud_is_vector = bool(cloud) and os.path.splitext(cloud)[1].lower() in (".gpkg", ".shp", ".geojson", ".json")
+    cloud = vector_source(event.cloud_mask) if event.cloud_mask else None
     request = MappingRequest(
         model_path=model_path,
         pre=RasterInput(event.pre, tuple(event.pre_bands)),
         post=RasterInput(event.post, tuple(event.post_bands)),
         dem=RasterInput(event.dem, (event.dem_band,)),
         radiometry=event.radiometry,
-        mask_polygons=VectorInput(cloud) if cloud and cloud_is_vector else None,
-        mask_raster=RasterInput(cloud) if cloud and not cloud_is_vector else None,
+        mask_polygons=cloud,
+        mask_raster=RasterInput(event.cloud_mask) if event.cloud_mask and cloud is None else None,
         mask_path=mask_path,
         threads=threads,
         work_dir=work_dir,

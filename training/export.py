@@ -14,12 +14,13 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
-from model.card import ModelCard, write_card
+from model.card import OUTPUT_NAME, SIZE_MULTIPLE_PX, ModelCard, write_card
 from model.errors import LandslideMapperError
 
 PARITY_TOLERANCE = 1e-4
 CONVERSION_ATTEMPTS = 3
-"""tf2onnx 1.17 now and then drops the graph's final Squeeze on a busy machine; such a conversion is redone."""
+"""tf2onnx 1.17 (which Keras' ONNX export runs) now and then drops the graph's final Squeeze on a busy
+machine; such a conversion is redone."""
 PARITY_SIZES_PX: Tuple[int, ...] = (224, 288)
 OPSET = 17
 
@@ -32,27 +33,30 @@ class OutputShapeError(ExportError):
     """The exported graph's output shape differs from the Keras model's."""
 
 
-def _input_signature(model: Any):
-    import tensorflow as tf
-
-    return [tf.TensorSpec((None, None, None, int(t.shape[-1])), tf.float32, name=t.name.split(":")[0])
-            for t in model.inputs]
-
-
 def keras_to_onnx(model: Any) -> Any:
-    """Convert a single-output Keras model to an ``onnx.ModelProto`` (tf2onnx)."""
-    import tf2onnx
+    """Convert a single-output Keras model to an ``onnx.ModelProto`` with Keras' own ONNX export.
+
+    ``model.export(format="onnx")`` (Keras 3, TensorFlow backend: tf2onnx
+    underneath) keeps the input names and leaves batch and spatial sizes
+    free; its output is renamed to the contract's ``prediction``.
+    """
+    import tempfile
+
+    import onnx
 
     names = [t.name.split(":")[0] for t in model.inputs]
-    try:
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=_input_signature(model), opset=OPSET,
-                                              output_path=None)
-    except Exception as exc:  # tf2onnx raises many types
-        raise ExportError(f"tf2onnx could not convert the model: {exc}") from exc
+    model(random_inputs(model, 2 * SIZE_MULTIPLE_PX, batch=1, seed=0), training=False)  # Keras exports called models only
+    with tempfile.TemporaryDirectory(prefix="landslide_export_") as folder:
+        path = os.path.join(folder, "model.onnx")
+        try:
+            model.export(path, format="onnx", verbose=False, opset_version=OPSET)
+        except Exception as exc:  # tf2onnx, under Keras, raises many types
+            raise ExportError(f"Keras could not export the model to ONNX: {exc}") from exc
+        proto = onnx.load(path)
     graph_inputs = [i.name for i in proto.graph.input]
     if sorted(graph_inputs) != sorted(names):
         raise ExportError(f"Exported graph inputs {graph_inputs} differ from the Keras inputs {names}.")
-    _name_output(proto, "prediction")
+    _name_output(proto, OUTPUT_NAME)
     return proto
 
 
@@ -132,7 +136,7 @@ def export_onnx(model: Any, card: ModelCard, out_path: str, overwrite: bool = Fa
     Returns:
         The largest onnxruntime/Keras difference measured.
     """
-    from training.network import OUTPUT_NAME, prediction_model
+    from training.network import prediction_model
 
     if os.path.exists(out_path) and not overwrite:
         raise ExportError(f"{out_path} exists; pass --overwrite to replace it.")

@@ -28,6 +28,8 @@ from typing import Dict, Iterable
 import keras
 from keras import ops
 
+from model.card import DEEP_SUPERVISION_PREFIX, OUTPUT_NAME
+
 SERIALIZATION_PACKAGE = "landslide_resunet"
 """Keras registration package (the same as :mod:`training.network`'s)."""
 
@@ -37,8 +39,7 @@ EPSILON = 1e-7
 BCE_WEIGHT = 0.2
 TVERSKY_WEIGHT = 0.8
 
-PREDICTION_OUTPUT = "prediction"
-DEEP_SUPERVISION_PREFIX = "conv_out_"
+PREDICTION_OUTPUT = OUTPUT_NAME
 PREDICTION_LOSS_WEIGHT = 5.0
 DEEP_SUPERVISION_LOSS_WEIGHT = 1.0
 OUTPUT_LOSS_WEIGHTS: Dict[str, float] = {
@@ -156,63 +157,3 @@ def output_losses(output_names: Iterable[str], alpha: float = 0.7, beta: float =
                   gamma: float = 0.75) -> Dict[str, CombinedLoss]:
     """``loss`` for ``model.compile``: one :class:`CombinedLoss` per output name."""
     return {name: combined_loss(alpha, beta, gamma) for name in output_names}
-
-
-@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
-class MaskedScore(keras.metrics.Metric):
-    """F1, MCC, precision or recall over valid pixels, accumulated over batches.
-
-    Predictions are ``y_pred >= threshold`` (the plugin's rule); pixels with
-    weight 0 are not counted. Degenerate cases follow :mod:`model.metrics`
-    (a score with a zero denominator is 0).
-    """
-
-    SCORES = ("f1", "mcc", "precision", "recall")
-
-    def __init__(self, score: str = "f1", threshold: float = 0.5, name=None, dtype=None):
-        if score not in self.SCORES:
-            raise ValueError(f"score must be one of {self.SCORES}; got '{score}'.")
-        super().__init__(name=name or f"masked_{score}", dtype=dtype)
-        self.score = score
-        self.threshold = float(threshold)
-        self.counts = {
-            key: self.add_variable(shape=(), initializer="zeros", dtype="float32", name=key)
-            for key in ("tp", "fp", "fn", "tn")
-        }
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        truth, weight, prob = _split(y_true, y_pred)
-        predicted = ops.cast(prob >= self.threshold, "float32")
-        positive = ops.cast(truth >= 0.5, "float32")
-        weight = ops.cast(weight > 0, "float32")
-        increments = {
-            "tp": ops.sum(weight * positive * predicted),
-            "fp": ops.sum(weight * (1.0 - positive) * predicted),
-            "fn": ops.sum(weight * positive * (1.0 - predicted)),
-            "tn": ops.sum(weight * (1.0 - positive) * (1.0 - predicted)),
-        }
-        for key, value in increments.items():
-            self.counts[key].assign_add(value)
-
-    def result(self):
-        tp, fp, fn, tn = (self.counts[key] for key in ("tp", "fp", "fn", "tn"))
-        if self.score == "precision":
-            numerator, denominator = tp, tp + fp
-        elif self.score == "recall":
-            numerator, denominator = tp, tp + fn
-        elif self.score == "f1":
-            numerator, denominator = 2.0 * tp, 2.0 * tp + fp + fn
-        else:
-            numerator = tp * tn - fp * fn
-            # Product of square roots: the product of four counts overflows float32 sooner.
-            denominator = ops.sqrt(tp + fp) * ops.sqrt(tp + fn) * ops.sqrt(tn + fp) * ops.sqrt(tn + fn)
-        return ops.where(denominator > 0, numerator / ops.maximum(denominator, EPSILON), 0.0)
-
-    def reset_state(self):
-        for variable in self.counts.values():
-            variable.assign(0.0)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(score=self.score, threshold=self.threshold)
-        return config

@@ -105,12 +105,20 @@ import string
 import keras
 from keras import layers
 
+from model.card import (
+    DEEP_SUPERVISION_PREFIX,
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    ROLE_POST_IMAGE,
+    ROLE_PRE_IMAGE,
+    ROLE_TERRAIN,
+    SIZE_MULTIPLE_PX,
+)
+
 SERIALIZATION_PACKAGE = "landslide_resunet"
-INPUT_NAMES = ("pre_image", "post_image", "terrain")
-OUTPUT_NAME = "prediction"
 DEEP_SUPERVISION_LEVELS = (2, 3, 4, 5)
-OUTPUT_NAMES = (OUTPUT_NAME,) + tuple(f"conv_out_{level}" for level in DEEP_SUPERVISION_LEVELS)
-SIZE_MULTIPLE = 32
+OUTPUT_NAMES = (OUTPUT_NAME,) + tuple(f"{DEEP_SUPERVISION_PREFIX}{level}" for level in DEEP_SUPERVISION_LEVELS)
+SIZE_MULTIPLE = SIZE_MULTIPLE_PX
 REFERENCE_PARAM_COUNT = 20_775_893
 
 STEM_KERNEL_PX = 7
@@ -150,10 +158,11 @@ class InputSpec:
 
 
 INPUT_SPECS = (
-    InputSpec("pre_image", 3, "A", "preImage", 24),
-    InputSpec("post_image", 3, "B", "postImage", 24),
-    InputSpec("terrain", 2, "C", "terrain", 16),
+    InputSpec(ROLE_PRE_IMAGE, 3, "A", "preImage", 24),
+    InputSpec(ROLE_POST_IMAGE, 3, "B", "postImage", 24),
+    InputSpec(ROLE_TERRAIN, 2, "C", "terrain", 16),
 )
+assert tuple(spec.name for spec in INPUT_SPECS) == INPUT_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -534,7 +543,7 @@ def deep_supervision_head(x, level: int, settings: ConvSettings):
     Returns:
         Full-resolution probabilities, layer name ``conv_out_<level>``.
     """
-    name = f"conv_out_{level}"
+    name = f"{DEEP_SUPERVISION_PREFIX}{level}"
     logits = conv2d(x, 1, settings.head_kernel_px, 1, f"{name}_logits", settings)
     logits = BilinearUpSampling2D(2 ** (level - 1), settings.upsampling, name=f"{name}_resize")(logits)
     return layers.Activation("sigmoid", dtype="float32", name=name)(logits)

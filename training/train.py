@@ -14,8 +14,11 @@ tile order and augmentation of epoch ``e`` depend only on ``(seed, e)``, and
 every dropout seed generator is reset from ``(seed, e)`` at the start of each
 epoch. The schedule follows the paper: Adam at ``learning_rate``, learning
 rate x0.1 when the validation loss has not improved for ``lr_patience``
-epochs, stop after ``stop_patience`` epochs without improvement, keep the
-best validation model.
+epochs, stop after ``stop_patience`` epochs without improvement (Keras'
+``ReduceLROnPlateau`` and ``EarlyStopping``, their state kept in the
+checkpoint), keep the best validation model. One ``fit`` call runs every
+epoch; callbacks re-estimate batch-norm statistics and score the validation
+tiles after each epoch, before the schedule reads the validation loss.
 """
 
 from __future__ import annotations
@@ -31,12 +34,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from model.card import ModelCard, standard_inputs
+from model.card import OUTPUT_NAME, ModelCard, standard_inputs
 from model.metrics import Confusion, confusion
 
 from .augment import AugmentSettings, NO_AUGMENTATION, augment_sample, sample_inputs
 from .config import Config, RunConfig
-from .datasets import TileStore
+from .tile_store import TileStore
 
 CHECKPOINT_DIR = "checkpoint"
 LAST_MODEL = "last.keras"
@@ -58,7 +61,7 @@ def training_card(run: RunConfig, events: Sequence[str], metrics: Optional[Dict[
         version="1",
         description=description or f"ResUNet (width {run.width:g}) trained on {', '.join(events)}.",
         inputs=standard_inputs(),
-        output_name="prediction",
+        output_name=OUTPUT_NAME,
         gsd_m=run.gsd_m,
         tile_px=run.tile_px,
         context_px=run.context_px,
@@ -113,26 +116,43 @@ class TileBatches:
         return stacked, {name: target for name in self.output_names}
 
 
-def _keras_dataset(batches: TileBatches, steps: Optional[int] = None):
-    """A keras.utils.PyDataset over :class:`TileBatches` (built lazily to keep imports light)."""
+def _keras_dataset(batches_of_epoch: Callable[[int], TileBatches], first_epoch: int, last_epoch: int, steps: int):
+    """A keras.utils.PyDataset of every batch of epochs ``first_epoch`` to ``last_epoch - 1``: its ``i``-th
+    batch is batch ``i % steps`` of epoch ``first_epoch + i // steps``.
+
+    Batches depend on their index only, never on when they are read, so the
+    batches tf.data prefetches across an epoch boundary are those of the next
+    epoch, and nothing is prefetched past the last one (built lazily to keep
+    imports light).
+    """
     import keras
 
     class _Dataset(keras.utils.PyDataset):
         def __init__(self):
             super().__init__(workers=1, use_multiprocessing=False)
+            self._epoch, self._batches = None, None
 
-        def __len__(self):
-            return min(len(batches), steps) if steps else len(batches)
+        @property
+        def num_batches(self):
+            return (last_epoch - first_epoch) * steps
 
         def __getitem__(self, index):
-            return batches.batch(index)
+            epoch, step = first_epoch + index // steps, index % steps
+            if epoch != self._epoch:
+                self._epoch, self._batches = epoch, batches_of_epoch(epoch)
+            return self._batches.batch(step)
 
     return _Dataset()
 
 
 @dataclass
 class ScheduleState:
-    """Everything beyond the model and optimizer needed to resume a run."""
+    """Everything beyond the model and optimizer needed to resume a run.
+
+    ``epochs_since_improvement`` and ``epochs_since_lr_change`` are the
+    ``wait`` counters of Keras' EarlyStopping and ReduceLROnPlateau, and
+    ``best_val_loss`` their ``best`` (see :func:`schedule_callbacks`).
+    """
 
     epoch: int = 0
     best_val_loss: float = float("inf")
@@ -260,7 +280,7 @@ CALIBRATION_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.951, 0.05)
 
 def calibrate_threshold(network, store: TileStore, indices: np.ndarray, card: ModelCard, batch_size: int,
                         thresholds: Sequence[float] = CALIBRATION_THRESHOLDS,
-                        output_name: str = "prediction") -> Tuple[float, Dict[float, Confusion]]:
+                        output_name: str = OUTPUT_NAME) -> Tuple[float, Dict[float, Confusion]]:
     """The probability threshold with the best MCC on the tiles ``indices`` (one forward pass each).
 
     Use the validation tiles of the training events, never the events a model is
@@ -302,14 +322,34 @@ class Progress:
                      f"({per_step:.2f} s/step, ETA {eta / 60:.1f} min)")
 
 
-def _step_callback(progress: Progress, epoch: int, remaining: int):
+def schedule_callbacks(run: RunConfig, state: ScheduleState):
+    """The paper's schedule as Keras callbacks, resumed from ``state``.
+
+    ``ReduceLROnPlateau`` multiplies the learning rate by 0.1 when the
+    validation loss has not fallen for ``run.lr_patience`` epochs;
+    ``EarlyStopping`` stops after ``run.stop_patience`` such epochs. A loss
+    counts as lower only when it is below the best so far (``min_delta`` 0),
+    and their counters and best loss start from ``state`` so that a resumed
+    run continues the schedule where it stopped.
+
+    Returns:
+        ``(reduce_lr, early_stopping)``.
+    """
     import keras
 
-    class _Callback(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            progress.step(epoch, batch, float((logs or {}).get("loss", float("nan"))), remaining)
+    class ResumedReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            self.best, self.wait = state.best_val_loss, state.epochs_since_lr_change
 
-    return _Callback()
+    class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            self.best, self.wait, self.best_epoch = state.best_val_loss, state.epochs_since_improvement, state.best_epoch
+
+    return (ResumedReduceLROnPlateau(monitor="val_loss", mode="min", factor=0.1, patience=run.lr_patience,
+                                     min_delta=0.0, cooldown=0, min_lr=0.0),
+            ResumedEarlyStopping(monitor="val_loss", mode="min", patience=run.stop_patience, min_delta=0.0))
 
 
 def _save_checkpoint(network, state: ScheduleState, run_dir: str) -> None:
@@ -411,51 +451,60 @@ def train(config: Config, store_dir: str, log: Callable[[str], None] = print,
     settings = AugmentSettings() if run.augment else None
     steps = len(TileBatches(store, train_idx, card, run.batch_size, OUTPUT_NAMES, run.seed, 0, None))
     steps = min(steps, run.steps_per_epoch) if run.steps_per_epoch else steps
+    last_epoch = run.epochs if max_epochs_this_call is None else min(run.epochs, state.epoch + max_epochs_this_call)
+    if state.epoch >= last_epoch or state.stopped_early:
+        return state
     progress = Progress(run.epochs, steps, log)
-    done_now = 0
-    while state.epoch < run.epochs and not state.stopped_early:
-        if max_epochs_this_call is not None and done_now >= max_epochs_this_call:
-            break
-        epoch = state.epoch
-        network.optimizer.learning_rate.assign(state.learning_rate)
-        reseed_dropout(network, run.seed, epoch)
-        batches = TileBatches(store, train_idx, card, run.batch_size, OUTPUT_NAMES, run.seed, epoch, settings)
-        started = time.perf_counter()
-        history = network.fit(_keras_dataset(batches, run.steps_per_epoch), epochs=1, verbose=0, shuffle=False,
-                              callbacks=[_step_callback(progress, epoch, run.epochs - epoch - 1)])
-        if run.bn_recalibration_batches:
-            plain = TileBatches(store, train_idx, card, run.batch_size, OUTPUT_NAMES, run.seed, epoch, None)
-            recalibrate_batch_norm(network, plain, run.bn_recalibration_batches)
-        scores = validation_scores(network, store, val_idx, card, run.batch_size, OUTPUT_NAMES)
-        val_loss = scores.get("val_loss", float(history.history["loss"][-1]))
-        _update_schedule(state, val_loss, scores, run)
-        if state.best_epoch == epoch:
-            network.save(os.path.join(run.output_dir, BEST_MODEL))
-        state.epoch = epoch + 1
-        _append_history(run.output_dir, {"epoch": epoch + 1, "loss": float(history.history["loss"][-1]),
-                                         "learning_rate": float(network.optimizer.learning_rate.numpy()),
-                                         "seconds": round(time.perf_counter() - started, 2), **scores})
-        _save_checkpoint(network, state, run.output_dir)
-        log(f"epoch {epoch + 1}/{run.epochs} done: loss {history.history['loss'][-1]:.4f}, val_loss {val_loss:.4f}, "
-            f"val_mcc {scores.get('val_mcc', float('nan')):.3f}, lr {state.learning_rate:.1e}"
-            + (" (best)" if state.best_epoch == epoch else ""))
-        done_now += 1
+    reduce_lr, early_stopping = schedule_callbacks(run, state)
+
+    def batches_of(epoch: int) -> TileBatches:
+        return TileBatches(store, train_idx, card, run.batch_size, OUTPUT_NAMES, run.seed, epoch, settings)
+
+    class BeforeSchedule(keras.callbacks.Callback):
+        """Seeds and progress during an epoch; precise BN and the validation scores after it."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.started = epoch, time.perf_counter()
+            self.learning_rate = float(network.optimizer.learning_rate.numpy())
+            reseed_dropout(network, run.seed, epoch)
+
+        def on_train_batch_end(self, batch, logs=None):
+            progress.step(self.epoch, batch, float((logs or {}).get("loss", float("nan"))), run.epochs - self.epoch - 1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if run.bn_recalibration_batches:
+                plain = TileBatches(store, train_idx, card, run.batch_size, OUTPUT_NAMES, run.seed, epoch, None)
+                recalibrate_batch_norm(network, plain, run.bn_recalibration_batches)
+            self.scores = validation_scores(network, store, val_idx, card, run.batch_size, OUTPUT_NAMES)
+            logs["val_loss"] = self.scores.get("val_loss", float(logs["loss"]))  # what the schedule reads
+
+    class AfterSchedule(keras.callbacks.Callback):
+        """Best model, history and checkpoint, once the schedule has seen the epoch."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            improved = early_stopping.wait == 0
+            state.best_val_loss = float(early_stopping.best)
+            state.epochs_since_improvement = int(early_stopping.wait)
+            state.epochs_since_lr_change = int(reduce_lr.wait)
+            state.learning_rate = float(network.optimizer.learning_rate.numpy())
+            state.stopped_early = bool(network.stop_training)
+            if improved:
+                state.best_epoch = epoch
+                state.best_metrics = {k: v for k, v in before.scores.items() if k.startswith("val_")}
+                network.save(os.path.join(run.output_dir, BEST_MODEL))
+            state.epoch = epoch + 1
+            _append_history(run.output_dir, {"epoch": epoch + 1, "loss": float(logs["loss"]),
+                                             "learning_rate": before.learning_rate,
+                                             "seconds": round(time.perf_counter() - before.started, 2),
+                                             **before.scores})
+            _save_checkpoint(network, state, run.output_dir)
+            log(f"epoch {epoch + 1}/{run.epochs} done: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}, "
+                f"val_mcc {before.scores.get('val_mcc', float('nan')):.3f}, lr {state.learning_rate:.1e}"
+                + (" (best)" if improved else ""))
+
+    before = BeforeSchedule()
+    network.optimizer.learning_rate.assign(state.learning_rate)
+    network.fit(_keras_dataset(batches_of, state.epoch, last_epoch, steps), steps_per_epoch=steps,
+                initial_epoch=state.epoch, epochs=last_epoch, verbose=0, shuffle=False,
+                callbacks=[before, reduce_lr, early_stopping, AfterSchedule()])
     return state
-
-
-def _update_schedule(state: ScheduleState, val_loss: float, scores: Dict[str, float], run: RunConfig) -> None:
-    """Best model, learning-rate reduction on plateau and early stopping."""
-    if val_loss < state.best_val_loss:
-        state.best_val_loss = val_loss
-        state.best_epoch = state.epoch
-        state.best_metrics = {k: v for k, v in scores.items() if k.startswith("val_")}
-        state.epochs_since_improvement = 0
-        state.epochs_since_lr_change = 0
-        return
-    state.epochs_since_improvement += 1
-    state.epochs_since_lr_change += 1
-    if state.epochs_since_lr_change >= run.lr_patience:
-        state.learning_rate *= 0.1
-        state.epochs_since_lr_change = 0
-    if state.epochs_since_improvement >= run.stop_patience:
-        state.stopped_early = True

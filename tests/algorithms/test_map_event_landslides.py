@@ -865,6 +865,27 @@ def test_execution_provider_cpu_runs_and_a_missing_gpu_is_refused_naming_the_par
         assert "(EXECUTION_PROVIDER)" in message
 
 
+def test_post_processors_of_a_long_batch_all_survive_until_they_run(qgis_app, event_scene):
+    import gc
+    import importlib
+
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsRasterLayer
+
+    styling = importlib.import_module("landslide_mapper.algorithms.styling")
+    context = QgsProcessingContext()
+    ids = [f"output_{index}.tif" for index in range(40)]  # more outputs than any fixed-size cache would hold
+    for layer_id in ids:
+        context.addLayerToLoadOnCompletion(layer_id, QgsProcessingContext.LayerDetails(layer_id, None, "OUTPUT"))
+        styling.apply_style_on_load(context, layer_id, "mask.qml")
+    gc.collect()
+    processors = [context.layerToLoadOnCompletionDetails(layer_id).postProcessor() for layer_id in ids]
+    assert all(isinstance(processor, styling.StyleOnLoad) for processor in processors)  # the Python side is alive
+    layer = QgsRasterLayer(event_scene.pre, "first")
+    processors[0].postProcessLayer(layer, context, QgsProcessingFeedback())
+    assert layer.renderer().type() == "paletted"
+    assert processors[0] not in styling._KEEP_ALIVE and processors[-1] in styling._KEEP_ALIVE  # released once run
+
+
 # --------------------------------------------------------------------------- 10. graphical modeler
 
 

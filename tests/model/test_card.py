@@ -1,5 +1,6 @@
 """The model card: JSON round trip, validation, ONNX metadata, graph checks."""
 
+import dataclasses
 import json
 from dataclasses import replace
 
@@ -10,12 +11,11 @@ from model.card import (
     ModelCard,
     card_from_json,
     card_from_metadata,
-    read_card,
     standard_inputs,
     write_card_to_file,
 )
 from model.errors import ModelCardError
-from model.session import LandslideModel
+from model.session import LandslideModel, read_card
 from tests.helpers.tiny_models import red_difference_model, tiny_card
 
 
@@ -107,8 +107,9 @@ def test_missing_file_is_refused(tmp_path):
 def test_card_is_a_frozen_dataclass():
     card = tiny_card()
     assert isinstance(card, ModelCard)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         card.threshold = 0.1  # type: ignore[misc]
+    assert card.threshold == tiny_card().threshold
 
 
 # --------------------------------------------------------------------------- field types and ranges (issue 13)

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from model.card import read_card
+from model.session import read_card
 from model.evaluation import EvaluationRequest, evaluate
 from model.grid import RasterInput
 from model.masks import VectorInput

@@ -19,10 +19,12 @@ pytest.importorskip("onnxruntime")
 h5py = pytest.importorskip("h5py")
 
 from tests.helpers import legacy_keras_h5 as legacy  # noqa: E402
-from model.card import read_card  # noqa: E402
+from model.session import read_card  # noqa: E402
 from model.errors import LandslideMapperError  # noqa: E402
 from model.session import LandslideModel  # noqa: E402
 from training import convert_original as co  # noqa: E402
+from training import original_h5 as h5r  # noqa: E402
+from training import original_topology as topology  # noqa: E402
 from training import network  # noqa: E402
 from training.__main__ import main as cli_main  # noqa: E402
 from training.export import random_inputs  # noqa: E402
@@ -101,11 +103,11 @@ def test_file_check_warns_only_for_other_files(reference):
     check = co.check_file(reference[1])
     message = check.warning()
     assert not check.is_published
-    assert f"{co.PUBLISHED_SIZE_BYTES:,} bytes" in message and co.PUBLISHED_SHA256 in message
+    assert f"{h5r.PUBLISHED_SIZE_BYTES:,} bytes" in message and h5r.PUBLISHED_SHA256 in message
     assert check.sha256 in message
-    published = co.FileCheck("M_ALL_006.hdf5", co.PUBLISHED_SIZE_BYTES, co.PUBLISHED_SHA256)
+    published = co.FileCheck("M_ALL_006.hdf5", h5r.PUBLISHED_SIZE_BYTES, h5r.PUBLISHED_SHA256)
     assert published.is_published and published.warning() is None
-    same_size = co.FileCheck("M_ALL_006.hdf5", co.PUBLISHED_SIZE_BYTES, "0" * 64)
+    same_size = co.FileCheck("M_ALL_006.hdf5", h5r.PUBLISHED_SIZE_BYTES, "0" * 64)
     assert same_size.warning() is not None
 
 
@@ -244,7 +246,7 @@ def test_weights_only_file_needs_explicit_consent(reference, tmp_path):
     path = str(tmp_path / "weights_only.hdf5")
     legacy.write_legacy_h5(model, path, weights_only=True)
     weights = co.read_legacy_h5(path)
-    assert weights.model_config is None and set(weights.layers) == set(co.weighted_layer_names(model))
+    assert weights.model_config is None and set(weights.layers) == set(topology.weighted_layer_names(model))
     with pytest.raises(co.ConversionError, match="no model_config"):
         co.settle_architecture(weights)
     architecture = co.settle_architecture(weights, allow_unverified_topology=True)

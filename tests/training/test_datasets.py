@@ -14,19 +14,13 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
+from model.card import REFLECTANCE_SATURATION
 from model.preprocess import image_to_8bit
 from tests.helpers.scenes import write_polygons, write_raster
 from tests.helpers.vector_files import write_layers
 from training.config import Config, EventConfig, RunConfig, VectorRef
-from training.datasets import (
-    REFLECTANCE_SATURATION,
-    SPLIT_TRAIN,
-    SPLIT_VALIDATION,
-    DatasetError,
-    TileStore,
-    build_dataset,
-    build_event_tiles,
-)
+from training.datasets import build_dataset, build_event_tiles
+from training.tile_store import SPLIT_TRAIN, SPLIT_VALIDATION, DatasetError, TileStore
 
 gdal.UseExceptions()
 

@@ -1,7 +1,8 @@
 """Build a dataset, train a light model a few steps, resume, export, and map with the plugin.
 
 Small enough for CI on two CPU cores: two 192 x 192 px events, 64 px tiles,
-width 0.125, two epochs of two steps.
+width 0.125, two epochs of two steps; one export shared by the tests that read
+or map it.
 """
 
 import json
@@ -13,7 +14,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from model.card import read_card  # noqa: E402
+from model.session import read_card  # noqa: E402
 from tests.conftest import qgis_installed  # noqa: E402
 from tests.helpers.training_events import write_config, write_labelled_event  # noqa: E402
 from training.__main__ import main  # noqa: E402
@@ -33,6 +34,15 @@ def workspace(tmp_path_factory):
     assert main(["build-dataset", config, "--store", store]) == 0
     assert main(["train", config, "--store", store]) == 0
     return {"root": root, "events": events, "store": store, "config": config}
+
+
+@pytest.fixture(scope="module")
+def exported(workspace, tmp_path_factory):
+    """The straight run exported once (as the CLI does), for the tests that read or map it."""
+    out = str(tmp_path_factory.mktemp("exported") / "light.onnx")
+    # A model trained for four steps has uncalibrated activations: float32 rounding alone exceeds 1e-4.
+    assert main(["export", workspace["config"], out, "--parity-tolerance", "1e-3", "--trained-on", "two test events"]) == 0
+    return out
 
 
 def weights_of(path):
@@ -80,13 +90,11 @@ def test_training_can_start_from_an_existing_model(workspace):
     assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), weights_of(best)))
 
 
-def test_export_writes_a_carded_model_the_plugin_runs(workspace, tmp_path):
+def test_export_writes_a_carded_model_the_plugin_runs(workspace, exported, tmp_path):
     from model.grid import RasterInput
     from model.pipeline import MappingRequest, map_landslides
 
-    out = str(tmp_path / "light.onnx")
-    # A model trained for four steps has uncalibrated activations: float32 rounding alone exceeds 1e-4.
-    assert main(["export", workspace["config"], out, "--parity-tolerance", "1e-3", "--trained-on", "two test events"]) == 0
+    out = exported
     card = read_card(out)
     assert card.gsd_m == 10.0 and card.tile_px == 64 and card.context_px == 8
     assert card.provenance["training_events"] == ["event_a", "event_b"]
@@ -107,7 +115,7 @@ def test_export_writes_a_carded_model_the_plugin_runs(workspace, tmp_path):
 def test_calibrated_export_takes_the_threshold_of_best_validation_mcc(workspace, tmp_path):
     from training import losses, network  # noqa: F401  (custom objects)
     from training.config import load_config
-    from training.datasets import TileStore
+    from training.tile_store import TileStore
     from training.train import CALIBRATION_THRESHOLDS, calibrate_threshold, training_card
 
     config = load_config(workspace["config"])
@@ -152,7 +160,7 @@ print("RESULT " + json.dumps(processing.run("landslidemapper:mapeventlandslides"
 """
 
 
-def test_exported_model_maps_through_the_processing_algorithm(workspace, tmp_path):
+def test_exported_model_maps_through_the_processing_algorithm(workspace, exported, tmp_path):
     # QGIS runs in its own process: initialising QGIS after TensorFlow in one process crashes.
     if not qgis_installed():  # QGIS runs in a subprocess: never import it here
         pytest.skip("QGIS is not installed")
@@ -161,8 +169,7 @@ def test_exported_model_maps_through_the_processing_algorithm(workspace, tmp_pat
 
     from tests.conftest import plugin_parent_dir
 
-    out = str(tmp_path / "light.onnx")
-    assert main(["export", workspace["config"], out, "--parity-tolerance", "1e-3"]) == 0
+    out = exported
     event = workspace["events"]["event_b"]
     params = {"PRE_IMAGE": event["pre"], "POST_IMAGE": event["post"], "DEM": event["dem"], "MODEL": out,
               "OUTPUT_MASK": str(tmp_path / "mask.tif"), "OUTPUT_POLYGONS": str(tmp_path / "slides.gpkg")}

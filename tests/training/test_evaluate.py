@@ -2,7 +2,7 @@
 
 import pytest
 
-from model.card import read_card
+from model.session import read_card
 from tests.helpers.tiny_models import red_difference_model, tiny_card
 from tests.helpers.training_events import write_labelled_event
 from training.config import EventConfig, VectorRef
@@ -52,3 +52,19 @@ def test_scores_pool_over_events_and_go_into_the_card(tmp_path, red_model):
     assert "two test events" in metrics["evaluated_on"]
     assert set(metrics["per_event"]) == {simulated.folder.split("/")[-1], "boxes"}
     assert metrics["training_validation"] == {"mcc": 0.5} and metrics["threshold_calibration"] == {"chosen": 0.6}
+
+
+def test_a_cloud_mask_layer_of_a_geopackage_is_read_as_polygons(tmp_path, red_model):
+    from tests.helpers.training_events import EPSG, GSD_M
+    from tests.helpers.vector_files import write_layers
+
+    paths = write_labelled_event(str(tmp_path / "event"), seed=3)
+    r, c, h, w = paths["slides"][0]
+    x0, y1 = 500000.0 + c * GSD_M, 5200000.0 - r * GSD_M
+    x1, y0 = x0 + w * GSD_M, y1 - h * GSD_M
+    cloud = f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
+    masks = write_layers(str(tmp_path / "masks.gpkg"), {"other": [], "clouds": [cloud]}, EPSG)
+    event = EventConfig("boxes", paths["pre"], paths["post"], paths["dem"], VectorRef(paths["inventory"]),
+                        cloud_mask=masks + "|layername=clouds")
+    row, = evaluate_model(red_model, [event], log=lambda _: None)["events"]
+    assert row["tp"] + row["fp"] + row["fn"] + row["tn"] == 192 * 192 - h * w  # the cloud's pixels are not counted

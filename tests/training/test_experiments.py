@@ -17,12 +17,15 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from model.card import read_card  # noqa: E402
+from model.session import read_card  # noqa: E402
 from model.metrics import Confusion  # noqa: E402
 from training.__main__ import main  # noqa: E402
 from training.config import ConfigError  # noqa: E402
-from training.experiments import (CSV_COLUMNS, ExperimentError, ModelSpec, load_experiment_config,  # noqa: E402
-                                  model_specs, parse_experiment_config, run_experiment, train_in_subprocesses)
+from training.experiment_config import (ExperimentError, ModelSpec, load_experiment_config,  # noqa: E402
+                                        model_specs, parse_experiment_config)
+from training.experiment_plots import CSV_COLUMNS  # noqa: E402
+from training.experiment_pool import train_in_subprocesses  # noqa: E402
+from training.experiments import run_experiment  # noqa: E402
 from training.simulate import event_config_lines, simulate_event  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,6 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from model.metrics import confusion  # noqa: E402
 from training import losses  # noqa: E402
 
 
@@ -205,27 +204,3 @@ def test_loss_weights_of_the_network_outputs():
     assert list(weights) == list(network.OUTPUT_NAMES)
     with pytest.raises(ValueError, match="logits"):
         losses.loss_weights(["logits"])
-
-
-@pytest.mark.parametrize("score", ["f1", "mcc", "precision", "recall"])
-def test_masked_score_matches_model_metrics(score):
-    metric = losses.MaskedScore(score, threshold=0.4)
-    truth, predicted, valid = [], [], []
-    for seed in (6, 7):  # accumulated over two batches
-        y_true, y_pred = random_batch(seed)
-        metric.update_state(y_true, y_pred)
-        truth.append(y_true[..., 0])
-        valid.append(y_true[..., 1])
-        predicted.append(y_pred[..., 0] >= 0.4)
-    expected = confusion(np.concatenate(truth), np.concatenate(predicted), np.concatenate(valid))
-    assert value(metric.result()) == pytest.approx(getattr(expected, score), rel=1e-5)
-    metric.reset_state()
-    assert value(metric.result()) == 0.0
-    restored = losses.MaskedScore.from_config(metric.get_config())
-    assert (restored.score, restored.threshold, restored.name) == (score, 0.4, f"masked_{score}")
-
-
-def test_masked_score_ignores_invalid_pixels():
-    metric = losses.MaskedScore("f1")
-    metric.update_state(target([[1, 0, 1]], [[1, 1, 0]]), prob([[0.9, 0.1, 0.0]]))
-    assert value(metric.result()) == pytest.approx(1.0)

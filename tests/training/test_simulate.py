@@ -111,7 +111,8 @@ def test_refuses_bad_arguments_and_existing_folders(event, tmp_path):
 
 
 def test_the_dataset_builder_accepts_a_simulated_event(event, tmp_path):
-    lines = ["[run]", f'output_dir = "{tmp_path / "run"}"', "tile_px = 64", "validation_fraction = 0.2", ""]
+    lines = ["[run]", f'output_dir = "{tmp_path / "run"}"', "tile_px = 64", "context_px = 16",
+             "validation_fraction = 0.2", ""]
     lines += event_config_lines(event, "sim", str(tmp_path))
     config_path = tmp_path / "config.toml"
     config_path.write_text("\n".join(lines))
