@@ -25,7 +25,7 @@ from .mask_buffer import BufferedMask, buffer_radius_px
 from .masks import PolygonMask, RasterMask, VectorInput
 from .card import NORMALISATION_NONE
 from .polygons import LandslidePolygon, PolygonFileWriter, iter_landslide_polygons
-from .preprocess import SceneStatistics, image_for_model, image_to_reflectance, model_inputs, resolve_radiometry
+from .preprocess import describe_normaliser, image_for_model, measure_scene, model_inputs, resolve_radiometry
 from .session import LandslideModel
 from .terrain import HALO_PX, terrain_features
 from .tiling import GridRasterWriter, Window, count_windows, fit_window_px, plan_windows
@@ -41,7 +41,6 @@ RADIOMETRY_WORDS = {
     "s2_l2a": "Sentinel-2 L2A reflectance",
     "s2_l2a_offset": "Sentinel-2 L2A reflectance with the +1000 offset",
 }
-STATISTICS_WINDOW_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -214,27 +213,19 @@ class _WindowSources:
 
     def measure_scene(self, card: ModelCard, raise_if_cancelled: Callable[[], None], log: Callable[[str], None]) -> None:
         """Scene statistics of both images over the whole grid, when the card normalises (one bounded pass)."""
-        spec = card.image_normalisation
-        if spec.method == NORMALISATION_NONE:
+        if card.image_normalisation.method == NORMALISATION_NONE:
             return
-        stats = {"pre": SceneStatistics(), "post": SceneStatistics()}
-        step = STATISTICS_WINDOW_PX
-        for row in range(0, self.grid.height_px, step):
-            for col in range(0, self.grid.width_px, step):
-                raise_if_cancelled()
-                rows, cols = min(step, self.grid.height_px - row), min(step, self.grid.width_px - col)
-                masked = np.zeros((rows, cols), dtype=bool)
-                for mask in self.masks:
-                    masked |= mask.read(row, col, rows, cols)
-                for which, reader in (("pre", self.pre), ("post", self.post)):
-                    reflectance = image_to_reflectance(reader.read(row, col, rows, cols), self.radiometry[which])
-                    stats[which].add(reflectance, ~masked)
+
+        def read_window(row, col, rows, cols):
+            masked = np.zeros((rows, cols), dtype=bool)
+            for mask in self.masks:
+                masked |= mask.read(row, col, rows, cols)
+            return self.pre.read(row, col, rows, cols), self.post.read(row, col, rows, cols), masked
+
+        self.normalisers, valid = measure_scene(read_window, self.grid.height_px, self.grid.width_px, self.radiometry,
+                                                card.image_normalisation, raise_if_cancelled)
         for which, label in (("pre", "pre-event image"), ("post", "post-event image")):
-            self.normalisers[which] = stats[which].normaliser(spec, label)
-            dark, reference = self.normalisers[which]
-            log(f"Scene normalisation of the {label} (R, G, B reflectance): dark "
-                f"{', '.join(f'{v:.3f}' for v in dark)}; typical surface {', '.join(f'{v:.3f}' for v in reference)} "
-                f"({stats[which].valid_pixels} valid pixels).")
+            log(describe_normaliser(label, self.normalisers[which], valid[which]))
 
     def read(self, window: Window, card: ModelCard) -> Tuple[dict, np.ndarray]:
         """Model inputs and the validity of one window."""

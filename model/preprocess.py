@@ -6,7 +6,7 @@ validity are prepared one way only.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -126,19 +126,67 @@ def normalise_image(reflectance: np.ndarray, normaliser: Tuple[np.ndarray, np.nd
     return np.clip((reflectance - dark) * gain, 0.0, 255.0)
 
 
-def image_for_model(values: np.ndarray, radiometry: str, card: ModelCard,
-                    normaliser: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
-    """Raw image values as the 8-bit-equivalent values the card's scaling takes.
+Normaliser = Tuple[np.ndarray, np.ndarray]
+STATISTICS_WINDOW_PX = 1024
 
-    Cards without scene normalisation use :func:`image_to_8bit`; the others
-    need the image's ``normaliser`` from :class:`SceneStatistics`.
+
+def measure_scene(read_window: Callable[[int, int, int, int], Tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  height_px: int, width_px: int, radiometries: Dict[str, str], spec: ImageNormalisation,
+                  raise_if_cancelled: Callable[[], None] = lambda: None
+                  ) -> Tuple[Dict[str, Normaliser], Dict[str, int]]:
+    """The normalisers of the pre and post image over a whole grid, in windows (bounded memory).
+
+    Args:
+        read_window: ``(row, col, rows, cols) -> (pre, post, masked)``: raw (3, rows, cols)
+            values (NaN = nodata) and a bool mask of the cloud/snow mask.
+        height_px, width_px: The grid.
+        radiometries: ``{"pre": ..., "post": ...}`` resolved radiometries.
+        spec: The card's normalisation.
+        raise_if_cancelled: Called before each window.
+
+    Returns:
+        ``(normalisers, valid_pixels)``, each keyed ``pre`` and ``post``.
     """
-    spec = card.image_normalisation
+    stats = {"pre": SceneStatistics(), "post": SceneStatistics()}
+    step = STATISTICS_WINDOW_PX
+    for row in range(0, height_px, step):
+        for col in range(0, width_px, step):
+            raise_if_cancelled()
+            rows, cols = min(step, height_px - row), min(step, width_px - col)
+            pre, post, masked = read_window(row, col, rows, cols)
+            for which, raw in (("pre", pre), ("post", post)):
+                stats[which].add(image_to_reflectance(raw, radiometries[which]), ~masked)
+    labels = {"pre": "pre-event image", "post": "post-event image"}
+    normalisers = {which: stats[which].normaliser(spec, labels[which]) for which in stats}
+    return normalisers, {which: stats[which].valid_pixels for which in stats}
+
+
+def describe_normaliser(label: str, normaliser: Normaliser, valid_pixels: int) -> str:
+    """One log line on an image's normalisation."""
+    dark, reference = normaliser
+    return (f"Scene normalisation of the {label} (R, G, B reflectance): dark {', '.join(f'{v:.3f}' for v in dark)}; "
+            f"typical surface {', '.join(f'{v:.3f}' for v in reference)} ({valid_pixels} valid pixels).")
+
+
+def image_for_spec(values: np.ndarray, radiometry: str, spec: ImageNormalisation, reflectance_saturation: float,
+                   normaliser: Optional[Normaliser] = None) -> np.ndarray:
+    """Raw image values as the 8-bit-equivalent values a card's scaling takes (see :func:`image_for_model`)."""
     if spec.method == NORMALISATION_NONE:
-        return image_to_8bit(values, radiometry, card.reflectance_saturation)
+        return image_to_8bit(values, radiometry, reflectance_saturation)
     if normaliser is None:
         raise InputDataError("This model normalises each image over the whole scene; no scene statistics were given.")
     return normalise_image(image_to_reflectance(values, radiometry), normaliser, spec)
+
+
+def image_for_model(values: np.ndarray, radiometry: str, card: ModelCard,
+                    normaliser: Optional[Normaliser] = None) -> np.ndarray:
+    """Raw image values as the 8-bit-equivalent values the card's scaling takes.
+
+    Cards without scene normalisation use :func:`image_to_8bit`; the others
+    need the image's ``normaliser`` from :class:`SceneStatistics` (for a whole
+    grid: :func:`measure_scene`).
+    """
+    return image_for_spec(values, radiometry, card.image_normalisation, card.reflectance_saturation, normaliser)
 
 
 def scale_channels(raw: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -103,6 +103,7 @@ class RunConfig:
     context_px: int = 56
     threshold: float = 0.5
     min_area_m2: float = 100.0
+    image_normalisation: str = "none"   # or "scene_dark_median" (model.card.ImageNormalisation)
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,11 @@ def check_run(run: RunConfig, where: str = "[run]") -> None:
             tile (``0 <= context_px`` and ``2 * context_px < tile_px``, as the
             model card requires).
     """
+    from model.card import NORMALISATION_METHODS
+
+    if run.image_normalisation not in NORMALISATION_METHODS:
+        raise ConfigError(f"{where} image_normalisation must be one of {', '.join(NORMALISATION_METHODS)}; "
+                          f"got {run.image_normalisation!r}.")
     tile_px, context_px = run.tile_px, run.context_px
     if not isinstance(tile_px, int) or isinstance(tile_px, bool) or tile_px <= 0 or tile_px % SIZE_MULTIPLE_PX:
         raise ConfigError(f"{where} tile_px must be a positive multiple of {SIZE_MULTIPLE_PX} (the network halves a "

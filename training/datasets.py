@@ -47,11 +47,11 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from model.card import REFLECTANCE_SATURATION
+from model.card import NORMALISATION_NONE, REFLECTANCE_SATURATION, ImageNormalisation
 from model.errors import GridError, LandslideMapperError
 from model.grid import Grid, RasterInput, WindowReader, build_grid
 from model.masks import PolygonMask, RasterMask
-from model.preprocess import image_to_8bit, resolve_radiometry
+from model.preprocess import describe_normaliser, image_for_spec, measure_scene, resolve_radiometry
 from model.terrain import HALO_PX
 from model.vectors import vector_source
 
@@ -142,7 +142,9 @@ class EventTileSummary:
 class _EventSources:
     """Window readers of one event on its grid (all through the inference core)."""
 
-    def __init__(self, event: EventConfig, grid: Grid):
+    def __init__(self, event: EventConfig, grid: Grid, normalisation: ImageNormalisation = ImageNormalisation()):
+        self.normalisation = normalisation
+        self.normalisers = {"pre": None, "post": None}
         self.pre = WindowReader(RasterInput(event.pre, tuple(event.pre_bands)), grid)
         self.post = WindowReader(RasterInput(event.post, tuple(event.post_bands)), grid)
         self.dem = WindowReader(RasterInput(event.dem, (event.dem_band,)), grid)
@@ -175,8 +177,23 @@ class _EventSources:
             valid &= ~self.cloud.read(row, col, size, size)
         return self._to_uint8(pre, "pre"), self._to_uint8(post, "post"), dem.astype(np.float32), valid
 
+    def measure_scene(self, grid: Grid, log: Callable[[str], None]) -> None:
+        """The plugin's scene normalisation over the event's whole grid (cloud mask excluded), when asked for."""
+        if self.normalisation.method == NORMALISATION_NONE:
+            return
+
+        def read_window(row, col, rows, cols):
+            masked = np.zeros((rows, cols), dtype=bool) if self.cloud is None else self.cloud.read(row, col, rows, cols)
+            return self.pre.read(row, col, rows, cols), self.post.read(row, col, rows, cols), masked
+
+        self.normalisers, valid = measure_scene(read_window, grid.height_px, grid.width_px, self.radiometry,
+                                                self.normalisation)
+        for which, label in (("pre", "pre-event image"), ("post", "post-event image")):
+            log(describe_normaliser(label, self.normalisers[which], valid[which]))
+
     def _to_uint8(self, values: np.ndarray, which: str) -> np.ndarray:
-        scaled = image_to_8bit(np.nan_to_num(values, nan=0.0), self.radiometry[which], REFLECTANCE_SATURATION)
+        scaled = image_for_spec(np.nan_to_num(values, nan=0.0), self.radiometry[which], self.normalisation,
+                                REFLECTANCE_SATURATION, self.normalisers[which])
         return np.moveaxis(np.rint(scaled).astype(np.uint8), 0, -1)
 
 
@@ -227,6 +244,7 @@ def _settings(event: EventConfig, run: RunConfig) -> Dict[str, Any]:
         "stride": tile_stride(run),
         "validation_fraction": float(run.validation_fraction),
         "reflectance_saturation": float(REFLECTANCE_SATURATION),
+        "image_normalisation": run.image_normalisation,
     }
 
 
@@ -307,8 +325,9 @@ def _build_into(event: EventConfig, run: RunConfig, folder: str, log: Callable[[
 
     grid = _make_grid(event, run)
     log(f"{name}: grid {grid.width_px} x {grid.height_px} px at {grid.gsd_m:g} m ({grid.area_km2:.2f} km²).")
-    sources = _EventSources(event, grid)
+    sources = _EventSources(event, grid, ImageNormalisation(method=run.image_normalisation))
     log(f"{name}: image values read as pre {sources.radiometry['pre']}, post {sources.radiometry['post']}.")
+    sources.measure_scene(grid, lambda message: log(f"{name}: {message}"))
 
     inventory = _load_polygons(event.inventory, grid, name, "inventory")
     if inventory.repaired:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from model.card import OUTPUT_NAME, ModelCard, standard_inputs
+from model.card import ImageNormalisation, OUTPUT_NAME, ModelCard, standard_inputs
 from model.metrics import Confusion, confusion
 
 from .augment import AugmentSettings, NO_AUGMENTATION, augment_sample, sample_inputs
@@ -67,6 +67,7 @@ def training_card(run: RunConfig, events: Sequence[str], metrics: Optional[Dict[
         context_px=run.context_px,
         threshold=run.threshold,
         min_area_m2=run.min_area_m2,
+        image_normalisation=ImageNormalisation(method=run.image_normalisation),
         provenance=provenance,
         metrics=dict(metrics or {}),
     )

@@ -539,3 +539,34 @@ def test_build_dataset_only_and_stale_settings(tmp_path):
     assert "tile_overlap" in str(caught.value)
     rebuilt = build_dataset(changed, store, only=["beta"], overwrite=True, log=quiet)
     assert rebuilt[0].built and load(store, "beta")["provenance"]["stride"] == 48
+
+
+def test_scene_normalisation_in_the_store_is_the_plugins(tmp_path):
+    """With image_normalisation set, tiles hold what model.preprocess gives over the whole event grid."""
+    from model.card import ImageNormalisation
+    from model.preprocess import SceneStatistics, image_for_spec, image_to_reflectance
+
+    rng = np.random.default_rng(4)
+    pre = rng.integers(300, 1500, (3, ROWS, COLS)).astype(np.uint16)
+    post = (rng.integers(300, 1500, (3, ROWS, COLS)) * 1.3 + 400).astype(np.uint16)   # gain and haze
+    event, _ = make_event(str(tmp_path / "scene"), pre=pre, post=post, data_type=gdal.GDT_UInt16, radiometry="s2_l2a")
+    logs = []
+    build_event_tiles(event, run_config(tmp_path, image_normalisation="scene_dark_median"), str(tmp_path / "store"),
+                      log=logs.append)
+    assert any("Scene normalisation of the post-event image" in line for line in logs)
+    data = load(str(tmp_path / "store"), "alpha")
+    spec = ImageNormalisation(method="scene_dark_median")
+    for key, source in (("pre", pre), ("post", post)):
+        stats = SceneStatistics()
+        stats.add(image_to_reflectance(source.astype(np.float32), "s2_l2a"), np.ones((ROWS, COLS), bool))
+        normaliser = stats.normaliser(spec, key)
+        row, col = data["origins"][0]
+        window = source[:, row : row + TILE, col : col + TILE].astype(np.float32)
+        expected = np.rint(image_for_spec(window, "s2_l2a", spec, REFLECTANCE_SATURATION, normaliser)).astype(np.uint8)
+        assert np.abs(data[key][0].astype(int) - np.moveaxis(expected, 0, -1)).max() <= 1
+    # the two images, 30 % and 400 apart in raw values, now sit at the same level
+    assert abs(float(np.median(data["pre"])) - float(np.median(data["post"]))) < 3
+    from training.config import ConfigError, check_run
+
+    with pytest.raises(ConfigError, match="image_normalisation must be one of"):
+        check_run(run_config(tmp_path, image_normalisation="per_tile"))
