@@ -94,6 +94,7 @@ def iter_landslide_polygons(
     source = ogr.GetDriverByName("GPKG").CreateDataSource(os.path.join(scratch_dir, "polygons.gpkg"))
     layer = source.CreateLayer("polygons", srs=srs, geom_type=ogr.wkbPolygon, options=["SPATIAL_INDEX=NO"])
     layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    layer.CreateField(ogr.FieldDefn("label", ogr.OFTInteger))
     band = mask.GetRasterBand(1)
     layer.StartTransaction()
     # The band as its own mask: value 0 (no landslide) is skipped entirely.
@@ -138,17 +139,21 @@ def _label_statistics(source, mask: gdal.Dataset, probability_path: str, labels_
     )
     labels.SetGeoTransform(mask.GetGeoTransform())
     labels.SetProjection(mask.GetProjection())
-    # Feature ids of a new GeoPackage layer run from 1 upwards, so 0 stays "no landslide".
-    burnt = source.ExecuteSQL(f"SELECT CAST(fid AS INTEGER) AS label, geom FROM polygons WHERE value = {LANDSLIDE_VALUE}")
-    try:
-        gdal.RasterizeLayer(labels, [1], burnt, options=["ATTRIBUTE=label"])
-    finally:
-        source.ReleaseResultSet(burnt)
-    last_fid = source.ExecuteSQL("SELECT MAX(fid) AS last FROM polygons")
-    try:
-        highest = int(last_fid.GetNextFeature().GetField("last") or 0)
-    finally:
-        source.ReleaseResultSet(last_fid)
+    # Each landslide polygon's label is its feature id (1 upwards in a new GeoPackage layer, so 0 stays
+    # "no landslide"), stored in a field and burnt from it. No ExecuteSQL: in a process that has loaded
+    # TensorFlow (the trainer's evaluation maps in-process), OGR's SQL on a GeoPackage crashes.
+    layer = source.GetLayer(0)
+    layer.SetAttributeFilter(f"value = {LANDSLIDE_VALUE}")
+    highest = 0
+    layer.StartTransaction()
+    for feature in layer:
+        fid = feature.GetFID()
+        feature.SetField("label", fid)
+        layer.SetFeature(feature)
+        highest = max(highest, fid)
+    layer.CommitTransaction()
+    gdal.RasterizeLayer(labels, [1], layer, options=["ATTRIBUTE=label"])
+    layer.SetAttributeFilter(None)
     stats = _PolygonStats.empty(highest)
     label_band = labels.GetRasterBand(1)
     probability_ds = gdal.Open(probability_path)  # keep the dataset alive while its band is read

@@ -13,7 +13,7 @@ from tests.helpers.vector_files import write_layers
 
 EPSG = 32633
 X0, Y1, GSD = 500000.0, 5200000.0, 10.0
-GRID = Grid(srs_wkt(EPSG), X0, Y1, GSD, 40, 30)  # 40 columns, 30 rows
+GRID = Grid.square(srs_wkt(EPSG), X0, Y1, GSD, 40, 30)  # 40 columns, 30 rows
 
 
 def box(row, col, height, width):
