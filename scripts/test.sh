@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: set up a fresh Debian 12 machine, then run every test.
 #
-# Tests that load QGIS into the test process (tests/algorithms) run in their own pytest process, apart from
+# Tests that load QGIS into the test process (tests/algorithms; tests/gui, which needs QGIS as a GUI application)
+# run in their own pytest processes, apart from
 # the tests that load TensorFlow and h5py (tests/training) and the QGIS-free core: QGIS initialised in a process
 # that holds TensorFlow can crash (a segmentation fault in the qgis_app fixture was seen once). Together the two
 # processes run every test once; the command fails when either fails. Extra arguments are pytest options
@@ -23,5 +24,6 @@ run_part() {
     fi
 }
 run_part qgis tests/algorithms "$@"      # load QGIS in this process
-run_part core tests --ignore=tests/algorithms "$@"  # TensorFlow, h5py and the core; QGIS only in subprocesses
+run_part qgis tests/gui "$@"             # a QGIS GUI application (the onnxruntime installer's dialog), its own process
+run_part core tests --ignore=tests/algorithms --ignore=tests/gui "$@"  # TensorFlow, h5py and the core; QGIS only in subprocesses
 exit $status

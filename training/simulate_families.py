@@ -26,7 +26,8 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
-from .simulate_scene import FIELD, FOREST, GRASS, ROCK, URBAN, WATER, Scene, _line_raster, _meander, _polygon_patch, _smooth_noise
+from .simulate_scene import (FIELD, FOREST, GRASS, ROCK, URBAN, WATER, Scene, _line_raster, _meander, _polygon_patch,
+                             _smooth_noise, add_clouds, swath_edge)
 from .simulate_styles import Style
 
 RGB = Tuple[float, float, float]
@@ -350,14 +351,7 @@ class RandomisedScene(Scene):
             light = _illumination_with_shadow(self.dem, self.gsd, image_look, rng.uniform(0.15, 0.4), look.cast_shadows)
             image = image * light
             if image_look.cloud_cover > 0.005:
-                field_ = _smooth_noise(rng, shape, rng.uniform(20, 60) * 10 / self.gsd)
-                threshold = np.quantile(field_, 1.0 - image_look.cloud_cover)
-                opacity = np.clip((field_ - threshold) / 0.6 + 0.3, 0, 1) * (field_ > threshold - 0.5)
-                shift = (int(rng.integers(-25, 25) * 10 / self.gsd), int(rng.integers(-25, 25) * 10 / self.gsd))
-                shadow = np.roll(opacity, shift, axis=(0, 1))
-                for band, white in enumerate((0.70, 0.72, 0.76)):
-                    image[band] = image[band] * (1 - 0.6 * shadow) * (1 - opacity) + white * opacity
-                cloud_mask |= opacity > 0.6
+                cloud_mask |= add_clouds(rng, image, self.gsd, image_look.cloud_cover, (20, 60))
             # path radiance (blue most), offsets and gain
             haze = image_look.path_radiance * (1 + 0.4 * _smooth_noise(rng, shape, 40.0))
             for band, scatter in enumerate((0.45, 0.7, 1.0)):
@@ -365,12 +359,7 @@ class RandomisedScene(Scene):
             if image_look.blur_px > 0.05:
                 image = np.stack([ndimage.gaussian_filter(b, image_look.blur_px) for b in image])
             image = image + rng.normal(0, image_look.noise, image.shape)
-            valid = np.ones(shape, bool)
-            if rng.random() < 0.25:  # a swath edge
-                rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
-                a, b = rng.uniform(-1, 1, 2)
-                cut = a * (rr / shape[0] - 0.5) + b * (cc / shape[1] - 0.5)
-                valid = cut < np.quantile(cut, 1.0 - rng.uniform(0.05, 0.4))
+            valid = swath_edge(rng, shape, 0.4)
             images.append(image)
             validity.append(valid)
 

@@ -9,7 +9,7 @@ tiles on machines without GDAL.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -109,6 +109,34 @@ def _illumination(dem: np.ndarray, gsd: float, azimuth_deg: float, elevation_deg
     sun = np.array([math.sin(az) * math.cos(el), math.cos(az) * math.cos(el), math.sin(el)])
     cos_i = np.clip(np.tensordot(sun, normal, 1), 0.0, None)
     return (1.0 - diffuse) * cos_i / math.sin(el) + diffuse
+
+
+def add_clouds(rng: np.random.Generator, image: np.ndarray, gsd: float, cover_fraction: float,
+               size_m_over_10: Tuple[float, float]) -> np.ndarray:
+    """Clouds over ``cover_fraction`` of a (3, H, W) reflectance image, in place, with their shadows.
+
+    Returns the thick cores (opacity > 0.6), which a cloud mask would hold; thin edges and shadows stay unmasked.
+    """
+    shape = image.shape[1:]
+    field_ = _smooth_noise(rng, shape, rng.uniform(*size_m_over_10) * 10 / gsd)
+    threshold = np.quantile(field_, 1.0 - cover_fraction)
+    opacity = np.clip((field_ - threshold) / 0.6 + 0.3, 0, 1) * (field_ > threshold - 0.5)
+    shift = (int(rng.integers(-25, 25) * 10 / gsd), int(rng.integers(-25, 25) * 10 / gsd))
+    shadow = np.roll(opacity, shift, axis=(0, 1))
+    for band, white in enumerate((0.70, 0.72, 0.76)):
+        image[band] = image[band] * (1 - 0.6 * shadow) * (1 - opacity) + white * opacity
+    return opacity > 0.6
+
+
+def swath_edge(rng: np.random.Generator, shape: Tuple[int, int], max_share: float) -> np.ndarray:
+    """Validity of an image: a quarter of the time a straight swath edge leaves 5 % to ``max_share`` as nodata."""
+    valid = np.ones(shape, bool)
+    if rng.random() < 0.25:
+        rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
+        a, b = rng.uniform(-1, 1, 2)
+        cut = a * (rr / shape[0] - 0.5) + b * (cc / shape[1] - 0.5)
+        valid = cut < np.quantile(cut, 1.0 - rng.uniform(0.05, max_share))
+    return valid
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -422,25 +450,13 @@ class Scene:
         for index, image in enumerate(images):
             cover_fraction = rng.uniform(*style.cloud_cover) * (1.0 if index == 1 else 0.5)
             if cover_fraction > 0.005:
-                field_ = _smooth_noise(rng, shape, rng.uniform(25, 60) * 10 / self.gsd)
-                threshold = np.quantile(field_, 1.0 - cover_fraction)
-                opacity = np.clip((field_ - threshold) / 0.6 + 0.3, 0, 1) * (field_ > threshold - 0.5)
-                shift = (int(rng.integers(-25, 25) * 10 / self.gsd), int(rng.integers(-25, 25) * 10 / self.gsd))
-                shadow = np.roll(opacity, shift, axis=(0, 1))
-                for band, white in enumerate((0.70, 0.72, 0.76)):
-                    image[band] = image[band] * (1 - 0.6 * shadow) * (1 - opacity) + white * opacity
-                cloud_mask |= opacity > 0.6
+                cloud_mask |= add_clouds(rng, image, self.gsd, cover_fraction, (25, 60))
             haze = rng.uniform(*style.haze) * (1 + 0.5 * _smooth_noise(rng, shape, 40.0))
             gain = rng.uniform(0.9, 1.1, 3)
             for band, scatter in enumerate((0.6, 0.8, 1.0)):
                 image[band] = (image[band] * (1 - haze * 3) + haze * scatter) * gain[band]
             image += rng.normal(0, 0.003, image.shape)
-            valid = np.ones(shape, bool)
-            if rng.random() < 0.25:  # a swath edge
-                rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
-                a, b = rng.uniform(-1, 1, 2)
-                cut = a * (rr / shape[0] - 0.5) + b * (cc / shape[1] - 0.5)
-                valid = cut < np.quantile(cut, 1.0 - rng.uniform(0.05, 0.2))
+            valid = swath_edge(rng, shape, 0.2)
             validity.append(valid)
 
         # post image misregistered by a fraction of a pixel
