@@ -143,7 +143,9 @@ def scene_inputs(paths, onnx_path):
     plan = check_request(request)
     grid = plan.grid
     window = Window(0, 0, 0, max(grid.width_px, grid.height_px), 0, grid.height_px, grid.width_px)
-    inputs, valid = _WindowSources(request, grid).read(window, plan.model.card)
+    sources = _WindowSources(request, grid, plan.dem_metres_per_unit)
+    sources.measure_scene(plan.model.card, lambda: None, lambda message: None)  # a normalising card needs it
+    inputs, valid = sources.read(window, plan.model.card)
     return inputs, valid, grid, plan.model.card
 
 

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 from osgeo import gdal
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

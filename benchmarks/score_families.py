@@ -4,7 +4,7 @@
 
 Events are folders written by ``python -m training simulate --family NAME`` (pre, post, dem, inventory,
 clouds). Each model maps each event with the plugin's own core (``model.pipeline.map_landslides``, the event's
-cloud/snow polygons as the mask, the card's scene normalisation) and its probability is scored pixel by pixel
+recorded radiometry, its cloud/snow polygons as the mask without a buffer, the card's scene normalisation) and its probability is scored pixel by pixel
 against the rasterised inventory over the mapped pixels, for thresholds 0.05 to 0.99.
 
 - The threshold is the best-MCC threshold pooled over the ``--calibrate`` events (families used in training,
@@ -43,6 +43,7 @@ from model.session import LandslideModel  # noqa: E402
 gdal.UseExceptions()
 THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.01), 2)
 BASELINE_SLOPE_DEG = 10.0
+MASK_BUFFER_M = 0.0  # the cloud polygons as they are (the plugin's default buffer is 50 m; see the README)
 
 
 def confusions(score: np.ndarray, truth: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -114,11 +115,14 @@ def change_indices(event_dir: str, like: gdal.Dataset) -> Dict[str, np.ndarray]:
 
 def score_event(model_path: str, event_dir: str, work_dir: str) -> Dict[str, np.ndarray]:
     probability_path = os.path.join(work_dir, "probability.tif")
+    with open(os.path.join(event_dir, "event.json"), encoding="utf-8") as handle:
+        radiometry = json.load(handle)["radiometry"]  # e.g. s2_l2a_offset, which "auto" cannot tell
     request = MappingRequest(model_path, RasterInput(os.path.join(event_dir, "pre.tif"), (1, 2, 3)),
                              RasterInput(os.path.join(event_dir, "post.tif"), (1, 2, 3)),
                              RasterInput(os.path.join(event_dir, "dem.tif"), (1,)),
-                             mask_polygons=VectorInput(os.path.join(event_dir, "clouds.gpkg")),
-                             probability_path=probability_path, work_dir=work_dir, min_area_m2=0.0)
+                             mask_polygons=VectorInput(os.path.join(event_dir, "clouds.gpkg")), radiometry=radiometry,
+                             probability_path=probability_path, work_dir=work_dir, min_area_m2=0.0,
+                             mask_buffer_m=MASK_BUFFER_M)
     map_landslides(request)
     like = gdal.Open(probability_path)
     probability = like.GetRasterBand(1).ReadAsArray()

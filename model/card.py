@@ -20,7 +20,7 @@ hillshade value (0..255) or a slope in degrees.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 from .errors import ModelCardError
@@ -338,6 +338,28 @@ def _check_field_types(data: Dict[str, Any]) -> Dict[str, Any]:
     unknown = set(terrain) - set(_TERRAIN_NUMBERS) - set(_TERRAIN_FLAGS) - {"gradient", "slope_units"}
     if unknown:
         refuse(f"terrain.{sorted(unknown)[0]}", "is not a field of the terrain recipe")
+    normalisation = data.get("image_normalisation", {})
+    if not isinstance(normalisation, dict):
+        refuse("image_normalisation", f"must be an object, not {json.dumps(normalisation)}")
+    if not isinstance(normalisation.get("method", NORMALISATION_NONE), str):
+        refuse("image_normalisation.method", f"must be text, not {json.dumps(normalisation['method'])}")
+    for key, (low, high) in (("dark_quantile", (0.0, 1.0)), ("reference_quantile", (0.0, 1.0)),
+                             ("reference_value", (1.0, 255.0))):
+        if key in normalisation:
+            value = normalisation[key]
+            if not _is_number(value):
+                refuse(f"image_normalisation.{key}", f"must be a number, not {json.dumps(value)}")
+            if not low <= value <= high:
+                refuse(f"image_normalisation.{key}", f"is {value:g}, outside [{low:g}, {high:g}]")
+    if "min_valid_pixels" in normalisation:
+        value = normalisation["min_valid_pixels"]
+        if not _is_number(value) or float(value) != int(value) or not 1 <= value <= 10**9:
+            refuse("image_normalisation.min_valid_pixels",
+                   f"must be a whole number of pixels from 1 to 10^9, not {json.dumps(value)}")
+        normalisation["min_valid_pixels"] = int(value)
+    unknown = set(normalisation) - {f.name for f in fields(ImageNormalisation)}
+    if unknown:
+        refuse(f"image_normalisation.{sorted(unknown)[0]}", "is not a field of the image normalisation")
     for key in ("provenance", "metrics"):
         if key in data and not isinstance(data[key], dict):
             refuse(key, "must be an object")

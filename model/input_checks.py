@@ -168,23 +168,23 @@ def check_radiometry(label: str, image: RasterInput, radiometry: str, data_type:
         return []
     high = float(np.percentile(values, 99))
     median = float(np.median(values))
-    fix = "set 'Image values' to match the image"
+    fix = "set 'Image type' (RADIOMETRY) to match the image"
     if radiometry == "8bit" and high > 255:
         raise InputDataError(
-            f"Image values: 8-bit RGB (0-255) was chosen, but the {label} {image.path} holds values up to "
+            f"Image type (RADIOMETRY): 8-bit RGB (0-255) was chosen, but the {label} {image.path} holds values up to "
             f"{high:,.0f} (99th percentile): choose Sentinel-2 L2A reflectance, or {fix}.")
     if radiometry in ("s2_l2a", "s2_l2a_offset") and data_type == gdal.GDT_Byte:
         raise InputDataError(
-            f"Image values: Sentinel-2 L2A reflectance was chosen, but the {label} {image.path} is an 8-bit image "
+            f"Image type (RADIOMETRY): Sentinel-2 L2A reflectance was chosen, but the {label} {image.path} is an 8-bit image "
             f"(0-255): choose 8-bit RGB, or {fix}.")
     if radiometry == "s2_l2a_offset" and median < 1000:
         raise InputDataError(
-            f"Image values: reflectance with the +1000 offset was chosen, but half the values of the {label} "
+            f"Image type (RADIOMETRY): reflectance with the +1000 offset was chosen, but half the values of the {label} "
             f"{image.path} lie below 1000 (median {median:,.0f}), which the offset would make negative: choose "
             f"Sentinel-2 L2A reflectance without offset, or {fix}.")
     if radiometry in ("s2_l2a", "s2_l2a_offset") and high <= 2.0:
         raise InputDataError(
-            f"Image values: Sentinel-2 L2A reflectance x 10000 was chosen, but the values of the {label} "
+            f"Image type (RADIOMETRY): Sentinel-2 L2A reflectance x 10000 was chosen, but the values of the {label} "
             f"{image.path} stay below 2 (99th percentile {high:.3g}), like reflectance as a fraction: scale the "
             "image by 10000 (Raster calculator) first.")
     warnings = []

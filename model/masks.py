@@ -28,8 +28,7 @@ class PolygonMask:
     """Polygons (cloud/snow mask, inventory, evaluation area...), reprojected once to the grid CRS
     and burnt per window with the pixel-centre rule.
 
-    ``grid`` is anything with ``crs_wkt`` and a north-up ``geotransform``: a
-    :class:`~model.grid.Grid`, or the evaluation grid of :mod:`model.evaluation`.
+    ``grid`` is a :class:`~model.grid.Grid` (mapping's square one or an evaluation's, rectangular pixels allowed).
     """
 
     def __init__(self, source: VectorInput, grid: Grid, what: str = "mask polygons"):

@@ -4,9 +4,9 @@
 # Tests that load QGIS into the test process (tests/algorithms; tests/gui, which needs QGIS as a GUI application)
 # run in their own pytest processes, apart from
 # the tests that load TensorFlow and h5py (tests/training) and the QGIS-free core: QGIS initialised in a process
-# that holds TensorFlow can crash (a segmentation fault in the qgis_app fixture was seen once). Together the two
-# processes run every test once; the command fails when either fails. Extra arguments are pytest options
-# given to both (e.g. -q, -x, -k NAME).
+# that holds TensorFlow can crash (a segmentation fault in the qgis_app fixture was seen once). Together the three
+# processes run every test once; the command fails when any fails. Extra arguments are pytest options
+# given to all three (e.g. -q, -x, -k NAME).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_debian.sh training || exit $?

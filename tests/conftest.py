@@ -14,7 +14,7 @@ HOKKAIDO_DIR = os.path.join(SHARED_DATA, "hokkaido_2018")
 
 
 TEST_PROCESS_VARIABLE = "LANDSLIDE_TEST_PROCESS"
-"""Set by scripts/test.sh: ``qgis`` for the process that loads QGIS (tests/algorithms), ``core`` for the rest."""
+"""Set by scripts/test.sh: ``qgis`` for the processes that load QGIS (tests/algorithms, tests/gui), ``core`` for the rest."""
 FORBIDDEN_MODULES = {"qgis": ("tensorflow", "keras", "h5py"), "core": ("qgis",)}
 
 

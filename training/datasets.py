@@ -7,7 +7,7 @@ and cloud mask, see :class:`training.config.EventConfig`) becomes one folder
 Every input is read through the inference core (:mod:`model`): the event's grid
 is :func:`model.grid.build_grid` over pre, post and DEM at ``run.gsd_m``, images
 and DEM are warped window by window with :class:`model.grid.WindowReader`
-(bilinear), images are scaled with :func:`model.preprocess.image_to_8bit`
+(bilinear), images are scaled with :func:`model.preprocess.image_for_spec` (the card's rule)
 after :func:`model.preprocess.resolve_radiometry`, and the cloud mask is a
 :class:`model.masks.PolygonMask` or :class:`model.masks.RasterMask`. So the
 network is trained on exactly what the plugin feeds it.
@@ -50,6 +50,7 @@ from osgeo import gdal, ogr, osr
 from model.card import NORMALISATION_NONE, REFLECTANCE_SATURATION, ImageNormalisation
 from model.errors import GridError, LandslideMapperError
 from model.grid import Grid, RasterInput, WindowReader, build_grid
+from model.input_checks import dem_metres_per_unit
 from model.masks import PolygonMask, RasterMask
 from model.preprocess import describe_normaliser, image_for_spec, measure_scene, resolve_radiometry
 from model.terrain import HALO_PX
@@ -148,6 +149,7 @@ class _EventSources:
         self.pre = WindowReader(RasterInput(event.pre, tuple(event.pre_bands)), grid)
         self.post = WindowReader(RasterInput(event.post, tuple(event.post_bands)), grid)
         self.dem = WindowReader(RasterInput(event.dem, (event.dem_band,)), grid)
+        self.dem_metres_per_unit = dem_metres_per_unit(RasterInput(event.dem, (event.dem_band,)))[0]
         self.radiometry = {
             "pre": resolve_radiometry(event.radiometry, self.pre.data_type),
             "post": resolve_radiometry(event.radiometry, self.post.data_type),
@@ -175,6 +177,7 @@ class _EventSources:
         )
         if self.cloud is not None:
             valid &= ~self.cloud.read(row, col, size, size)
+        dem = dem * np.float32(self.dem_metres_per_unit)  # feet to metres, as the plugin does
         return self._to_uint8(pre, "pre"), self._to_uint8(post, "post"), dem.astype(np.float32), valid
 
     def measure_scene(self, grid: Grid, log: Callable[[str], None]) -> None:
@@ -245,6 +248,7 @@ def _settings(event: EventConfig, run: RunConfig) -> Dict[str, Any]:
         "validation_fraction": float(run.validation_fraction),
         "reflectance_saturation": float(REFLECTANCE_SATURATION),
         "image_normalisation": run.image_normalisation,
+        "dem_metres_per_unit": dem_metres_per_unit(RasterInput(event.dem, (event.dem_band,)))[0],
     }
 
 
@@ -555,7 +559,10 @@ def build_dataset(
                     f"Event '{event.name}': {folder} exists but is not a complete tile store; "
                     "pass overwrite=True / --overwrite to rebuild it."
                 )
-            differences = _differences(provenance.get("settings", {}), _settings(event, config.run))
+            stored = dict(provenance.get("settings", {}))
+            stored.setdefault("image_normalisation", "none")       # stores built before the setting existed
+            stored.setdefault("dem_metres_per_unit", 1.0)
+            differences = _differences(stored, _settings(event, config.run))
             if differences:
                 raise DatasetError(
                     f"Event '{event.name}': the tile store {folder} was built with other settings "

@@ -105,6 +105,12 @@ class TileStore:
             values = {name: self.provenance[name][key] for name in names}
             if len(set(values.values())) > 1:
                 raise DatasetError(f"The events differ in {key}: {values}; rebuild them with one setting.")
+        normalisations = {name: self.provenance[name].get("settings", {}).get("image_normalisation", "none")
+                          for name in names}
+        if len(set(normalisations.values())) > 1:
+            raise DatasetError(f"The events differ in image normalisation: {normalisations}; rebuild them with one "
+                               "[run] image_normalisation.")
+        self.image_normalisation: str = next(iter(normalisations.values()), "none")
         gsds = {name: self.provenance[name]["grid"]["gsd_m"] for name in names}
         if len(set(gsds.values())) > 1:
             raise DatasetError(f"The events differ in ground resolution: {gsds}; rebuild them with one gsd_m.")

@@ -37,7 +37,7 @@ import numpy as np
 from model.card import ImageNormalisation, OUTPUT_NAME, ModelCard, standard_inputs
 from model.metrics import Confusion, confusion
 
-from .augment import AugmentSettings, NO_AUGMENTATION, augment_sample, sample_inputs
+from .augment import AugmentSettings, augment_sample, sample_inputs
 from .config import Config, RunConfig
 from .tile_store import TileStore
 
@@ -435,6 +435,11 @@ def train(config: Config, store_dir: str, log: Callable[[str], None] = print,
     train_idx, val_idx = store.indices("train"), store.indices("validation")
     if len(train_idx) == 0:
         raise ValueError(f"No training tiles in {store_dir} for events {names}.")
+    if store.image_normalisation != run.image_normalisation:
+        raise ValueError(f"The tile stores of {names} were built with image_normalisation "
+                         f"'{store.image_normalisation}', the config asks for '{run.image_normalisation}': the model's "
+                         "card would not describe its tiles. Rebuild the stores (build-dataset --overwrite) or change "
+                         "the config.")
     card = training_card(run, names)
     os.makedirs(run.output_dir, exist_ok=True)
     keras.utils.set_random_seed(run.seed)

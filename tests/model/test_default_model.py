@@ -7,7 +7,6 @@ model never saw in training, with a seed none of its evaluation events used.
 import json
 import os
 
-import pytest
 
 from model.session import read_card
 from model.evaluation import EvaluationRequest, evaluate

@@ -123,7 +123,7 @@ def test_different_bands_of_one_stack_are_accepted(tmp_path, event_scene, red_mo
 
 def test_8bit_radiometry_for_reflectance_is_refused(tmp_path, conv):
     assert gdal.Open(sample("pre")).GetRasterBand(1).DataType == gdal.GDT_UInt16
-    with pytest.raises(InputDataError, match=r"Image values: 8-bit RGB \(0-255\) was chosen, but the pre-event image "
+    with pytest.raises(InputDataError, match=r"Image type \(RADIOMETRY\): 8-bit RGB \(0-255\) was chosen, but the pre-event image "
                                              r".* holds values up to [\d,]+ \(99th percentile\)"):
         check_request(sample_request(conv, tmp_path, radiometry="8bit"))
 

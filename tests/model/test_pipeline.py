@@ -15,7 +15,7 @@ from model.pipeline import MappingRequest, check_request, map_landslides
 from model.preprocess import model_inputs
 from model.terrain import terrain_features
 from tests.helpers.scenes import make_event_scene, write_polygons, write_raster
-from tests.helpers.tiny_models import CONV_MODEL_RADIUS_PX, conv_model, expected_red_difference, red_difference_model
+from tests.helpers.tiny_models import CONV_MODEL_RADIUS_PX, conv_model, expected_red_difference
 
 gdal.UseExceptions()
 

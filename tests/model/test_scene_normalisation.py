@@ -111,3 +111,18 @@ def test_a_scene_with_too_few_valid_pixels_is_refused_before_any_window_runs(tmp
     with pytest.raises(InputDataError, match="needs at least 10000"):
         map_landslides(request)
     assert not (tmp_path / "p.tif").exists()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("scene", "the field 'image_normalisation' must be an object"),
+    ({"dark_quantile": "0.1"}, "the field 'image_normalisation.dark_quantile' must be a number"),
+    ({"min_valid_pixels": 2.5}, "the field 'image_normalisation.min_valid_pixels' must be a whole number"),
+    ({"min_valid_pixels": True}, "the field 'image_normalisation.min_valid_pixels' must be a whole number"),
+    ({"reference_value": 1e-9}, "the field 'image_normalisation.reference_value' is 1e-09, outside"),
+    ({"gain": 2}, "the field 'image_normalisation.gain' is not a field of the image normalisation"),
+])
+def test_normalisation_fields_are_checked_by_name(value, message):
+    data = json.loads(tiny_card().to_json())
+    data["image_normalisation"] = value
+    with pytest.raises(ModelCardError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        card_from_json(json.dumps(data))

@@ -570,3 +570,25 @@ def test_scene_normalisation_in_the_store_is_the_plugins(tmp_path):
 
     with pytest.raises(ConfigError, match="image_normalisation must be one of"):
         check_run(run_config(tmp_path, image_normalisation="per_tile"))
+
+
+def test_stores_of_different_normalisations_are_not_mixed_and_feet_become_metres(tmp_path):
+
+
+    store = str(tmp_path / "store")
+    one, _ = make_event(str(tmp_path / "one"), name="one")
+    two, arrays = make_event(str(tmp_path / "two"), name="two", seed=1)
+    build_event_tiles(one, run_config(tmp_path), store, log=quiet)
+    build_event_tiles(two, run_config(tmp_path, image_normalisation="scene_dark_median"), store, log=quiet)
+    assert TileStore(store, ["one"]).image_normalisation == "none"
+    with pytest.raises(DatasetError, match="differ in image normalisation"):
+        TileStore(store, ["one", "two"])
+    # a DEM whose band unit says feet is stored in metres, as the plugin reads it
+    dataset = gdal.Open(two.dem, gdal.GA_Update)
+    dataset.GetRasterBand(1).SetUnitType("ft")
+    dataset = None
+    build_event_tiles(two, run_config(tmp_path), str(tmp_path / "feet"), log=quiet)
+    feet = load(str(tmp_path / "feet"), "two")
+    metres = load(store, "two")
+    assert feet["provenance"]["settings"]["dem_metres_per_unit"] == pytest.approx(0.3048)
+    np.testing.assert_allclose(feet["dem"], metres["dem"] * 0.3048, rtol=1e-5)

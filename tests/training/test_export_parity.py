@@ -1,7 +1,6 @@
 """The parity check compares shapes as well as values: broadcasting must not hide a wrong graph."""
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
