@@ -22,9 +22,8 @@ from qgis.core import (
 
 from ..model.errors import LandslideMapperError
 from ..model.evaluation import DEFAULT_PIXEL_SIZE_M, DEFAULT_WINDOW_PX, EvaluationRequest, check_request, evaluate
-from ..model.grid import RasterInput
 from .base import FeedbackAdapter, LandslideAlgorithm, processing_error
-from .inputs import GDAL_PROVIDER, optional_vector_input, raster_destination, work_dir
+from .inputs import optional_raster_input, optional_vector_input, raster_destination, work_dir
 from .naming import parameter_label
 from .styling import apply_style_on_load
 
@@ -120,20 +119,9 @@ class EvaluateLandslideMap(LandslideAlgorithm):
     # ------------------------------------------------------------------ parameters -> request
 
     def _gdal_raster(self, parameters, context, name):
-        """Band 1 of a raster layer parameter that GDAL reads, or None when not set."""
-        if not parameters.get(name):
-            return None, None
-        label = parameter_label(self, name)
-        layer = self.parameterAsRasterLayer(parameters, name, context)
-        if layer is None:
-            raise QgsProcessingException(f"{label}: {self.invalidRasterError(parameters, name)}")
-        if layer.providerType() != GDAL_PROVIDER:
-            raise QgsProcessingException(
-                f"{label}: {layer.name()} is a '{layer.providerType()}' layer; this algorithm reads files GDAL opens. "
-                "Save the layer to a GeoTIFF first.")
-        if not layer.crs().isValid():
-            raise QgsProcessingException(f"{label}: {layer.name()} has no coordinate reference system; assign one first.")
-        return RasterInput(layer.source(), (1,)), layer.name()
+        """Band 1 of a raster layer parameter that GDAL reads and its layer name, or (None, None) when not set."""
+        raster = optional_raster_input(self, parameters, context, name)
+        return (None, None) if raster is None else (raster, self.parameterAsRasterLayer(parameters, name, context).name())
 
     def _vector_name(self, parameters, context, name, source):
         """The layer's name in QGIS, else the file's."""

@@ -63,13 +63,19 @@ def raster_input(algorithm, parameters, context, layer_name, bands, bands_label)
 
 
 def optional_raster_input(algorithm, parameters, context, layer_name):
-    """Band 1 of an optional raster layer, or None."""
+    """Band 1 of an optional raster layer that GDAL reads, or None; refused early when GDAL cannot read it."""
     if not parameters.get(layer_name):
         return None
+    label = parameter_label(algorithm, layer_name)
     layer = algorithm.parameterAsRasterLayer(parameters, layer_name, context)
     if layer is None:
+        raise QgsProcessingException(f"{label}: {algorithm.invalidRasterError(parameters, layer_name)}")
+    if layer.providerType() != GDAL_PROVIDER:
         raise QgsProcessingException(
-            f"{parameter_label(algorithm, layer_name)}: {algorithm.invalidRasterError(parameters, layer_name)}")
+            f"{label}: {layer.name()} is a '{layer.providerType()}' layer; this algorithm reads files GDAL opens. "
+            "Save the layer to a GeoTIFF first.")
+    if not layer.crs().isValid():
+        raise QgsProcessingException(f"{label}: {layer.name()} has no coordinate reference system; assign one first.")
     return RasterInput(layer.source(), (1,))
 
 
