@@ -179,6 +179,15 @@ class _Trainee:
                 os.remove(os.path.join(self.folder, name))
 
 
+def _book(trainees: Dict[float, "_Trainee"], counts: Dict[str, int], seconds: float) -> None:
+    """Add the time and the tiles per kind since the last save to every state (a killed run keeps its books)."""
+    for trainee in trainees.values():
+        trainee.state["seconds"] += seconds
+        for kind, count in counts.items():
+            trainee.state["tiles_by_kind"][kind] = trainee.state["tiles_by_kind"].get(kind, 0) + count
+    counts.clear()
+
+
 def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_size: int = 16, workers: int = 0,
           kinds: Sequence[str] = DEFAULT_KINDS, pairs_path: str = "", tile_px: int = 224, size_px: int = 512,
           tiles_per_event: int = 12, learning_rate: float = 3e-4, seed: int = 42, save_every_s: float = 120.0,
@@ -216,17 +225,16 @@ def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_
                     f"tiles/s  elapsed {now - start:.0f} s  queue {samples.qsize()}")
                 last_log = now
             if time.time() - last_save > save_every_s:
+                _book(trainees, counts, time.time() - last_save)
                 for trainee in trainees.values():
                     trainee.save()
                 last_save = time.time()
     finally:
         for process in processes:
             process.terminate()
+        _book(trainees, counts, time.time() - last_save)
         for trainee in trainees.values():
-            trainee.state["seconds"] += time.time() - start
             trainee.state["runs"] += 1
-            for kind, count in counts.items():
-                trainee.state["tiles_by_kind"][kind] = trainee.state["tiles_by_kind"].get(kind, 0) + count
             trainee.save()
             log(f"width {trainee.state['width']:g}: saved {trainee.folder}: {trainee.state['steps']} steps, "
                 f"{trainee.state['tiles']} tiles, {trainee.state['seconds']:.0f} s in all, running loss {trainee.running}")
