@@ -37,6 +37,7 @@ if REPO_ROOT not in sys.path:
 
 from model.grid import RasterInput  # noqa: E402
 from model.masks import VectorInput  # noqa: E402
+from model.metrics import mcc_of_counts as mcc, threshold_counts as confusions  # noqa: E402
 from model.pipeline import MappingRequest, map_landslides  # noqa: E402
 from model.session import LandslideModel  # noqa: E402
 
@@ -44,26 +45,6 @@ gdal.UseExceptions()
 THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.01), 2)
 BASELINE_SLOPE_DEG = 10.0
 MASK_BUFFER_M = 0.0  # the cloud polygons as they are (the plugin's default buffer is 50 m; see the README)
-
-
-def confusions(score: np.ndarray, truth: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """(len(thresholds), 4) TP, FP, FN, TN of ``score >= t``."""
-    order = np.argsort(score)
-    sorted_score, sorted_truth = score[order], truth[order].astype(np.int64)
-    positives_above = np.concatenate([np.cumsum(sorted_truth[::-1])[::-1], [0]])
-    index = np.searchsorted(sorted_score, thresholds, side="left")
-    above = len(score) - index
-    tp = positives_above[index]
-    fp = above - tp
-    fn = truth.sum() - tp
-    tn = len(score) - tp - fp - fn
-    return np.stack([tp, fp, fn, tn], axis=1)
-
-
-def mcc(c: np.ndarray) -> np.ndarray:
-    tp, fp, fn, tn = (c[..., k].astype(np.float64) for k in range(4))
-    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return np.where(denominator > 0, (tp * tn - fp * fn) / np.maximum(denominator, 1e-12), 0.0)
 
 
 def prf(c: np.ndarray) -> Dict[str, float]:

@@ -91,3 +91,25 @@ def confusion(truth: np.ndarray, predicted: np.ndarray, valid: Optional[np.ndarr
     fn = int(np.count_nonzero(truth & ~predicted))
     tn = int(truth.size - tp - fp - fn)
     return Confusion(tp, fp, fn, tn)
+
+
+def threshold_counts(score: np.ndarray, truth: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``(len(thresholds), 4)`` TP, FP, FN, TN of ``score >= t`` for every threshold, in one sort."""
+    score = np.asarray(score).ravel()
+    truth = np.asarray(truth, dtype=bool).ravel()
+    order = np.argsort(score)
+    sorted_score, sorted_truth = score[order], truth[order].astype(np.int64)
+    positives_above = np.concatenate([np.cumsum(sorted_truth[::-1])[::-1], [0]])
+    index = np.searchsorted(sorted_score, thresholds, side="left")
+    tp = positives_above[index]
+    fp = (len(score) - index) - tp
+    fn = int(truth.sum()) - tp
+    tn = len(score) - tp - fp - fn
+    return np.stack([tp, fp, fn, tn], axis=1)
+
+
+def mcc_of_counts(counts: np.ndarray) -> np.ndarray:
+    """MCC of TP, FP, FN, TN rows (last axis), 0 where a margin is empty, as :attr:`Confusion.mcc`."""
+    tp, fp, fn, tn = (np.asarray(counts)[..., k].astype(np.float64) for k in range(4))
+    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return np.where(denominator > 0, (tp * tn - fp * fn) / np.maximum(denominator, 1e-12), 0.0)

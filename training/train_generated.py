@@ -33,6 +33,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from model.card import ImageNormalisation, ModelCard, NORMALISATION_SCENE, standard_inputs
+from model.metrics import mcc_of_counts, threshold_counts
 
 from .real_backgrounds import REAL_BACKGROUNDS
 from .simulate_families import HELD_OUT_FAMILIES, TRAINING_FAMILIES
@@ -263,23 +264,6 @@ def _validation_scene(args):
     return kind, inputs, target, brightening, slope
 
 
-def _confusions(probability: np.ndarray, label: np.ndarray, valid: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """(len(thresholds), 4) TP, FP, FN, TN over valid pixels."""
-    p, y = probability[valid], label[valid].astype(bool)
-    out = np.zeros((len(thresholds), 4), np.int64)
-    for i, t in enumerate(thresholds):
-        hit = p >= t
-        tp = int((hit & y).sum()); fp = int((hit & ~y).sum()); fn = int((~hit & y).sum())
-        out[i] = (tp, fp, fn, len(y) - tp - fp - fn)
-    return out
-
-
-def _mcc(c: np.ndarray) -> np.ndarray:
-    tp, fp, fn, tn = (c[..., k].astype(np.float64) for k in range(4))
-    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return np.where(denominator > 0, (tp * tn - fp * fn) / np.maximum(denominator, 1e-12), 0.0)
-
-
 def validate(network, card: ModelCard, groups: Dict[str, Sequence[str]], events_per_kind: int, size_px: int,
              pairs_path: str, workers: int, log=print) -> Dict[str, object]:
     """Best-MCC threshold on generated events of the training kinds; MCC of held-out families at that threshold.
@@ -302,24 +286,24 @@ def validate(network, card: ModelCard, groups: Dict[str, Sequence[str]], events_
             outputs = network.predict_on_batch(x)
             probability = np.asarray(outputs["prediction"] if isinstance(outputs, dict) else outputs[0])[0, ..., 0]
             label, valid = target[..., 0] > 0.5, target[..., 1] > 0.5
-            confusion[kind] = confusion.get(kind, 0) + _confusions(probability, label, valid, thresholds)
+            confusion[kind] = confusion.get(kind, 0) + threshold_counts(probability[valid], label[valid], thresholds)
             index = np.where(slope >= 10.0, brightening, -1e9)
-            baseline[kind] = baseline.get(kind, 0) + _confusions(index, label, valid, baseline_thresholds)
+            baseline[kind] = baseline.get(kind, 0) + threshold_counts(index[valid], label[valid], baseline_thresholds)
     result: Dict[str, object] = {}
     calibration = sum(confusion[k] for k in groups["training"])
-    best = int(np.argmax(_mcc(calibration)))
+    best = int(np.argmax(mcc_of_counts(calibration)))
     threshold = float(thresholds[best])
     result["threshold"] = threshold
-    result["calibration_mcc"] = float(_mcc(calibration)[best])
+    result["calibration_mcc"] = float(mcc_of_counts(calibration)[best])
     for group, kinds_ in groups.items():
         pooled = sum(confusion[k] for k in kinds_)
         pooled_baseline = sum(baseline[k] for k in kinds_)
         result[group] = {
-            "pooled_mcc": float(_mcc(pooled)[best]),
-            "baseline_pooled_mcc": float(_mcc(pooled_baseline).max()),
-            "per_kind": {k: {"mcc": float(_mcc(confusion[k])[best]),
-                             "baseline_mcc": float(_mcc(baseline[k]).max()),
-                             "baseline_threshold": float(baseline_thresholds[int(np.argmax(_mcc(baseline[k])))])}
+            "pooled_mcc": float(mcc_of_counts(pooled)[best]),
+            "baseline_pooled_mcc": float(mcc_of_counts(pooled_baseline).max()),
+            "per_kind": {k: {"mcc": float(mcc_of_counts(confusion[k])[best]),
+                             "baseline_mcc": float(mcc_of_counts(baseline[k]).max()),
+                             "baseline_threshold": float(baseline_thresholds[int(np.argmax(mcc_of_counts(baseline[k])))])}
                          for k in kinds_},
         }
     log(json.dumps(result, indent=1))

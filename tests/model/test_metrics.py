@@ -47,3 +47,17 @@ def test_confusions_add_up():
 def test_shapes_must_match():
     with pytest.raises(ValueError, match="differ in shape"):
         confusion(np.zeros((2, 2)), np.zeros((2, 3)))
+
+
+def test_threshold_counts_equal_one_confusion_per_threshold():
+    from model.metrics import mcc_of_counts, threshold_counts
+
+    rng = np.random.default_rng(5)
+    score = rng.random(2000)
+    truth = rng.random(2000) < score ** 2
+    thresholds = np.array([0.0, 0.25, 0.5, 0.75, 0.999, 1.5])
+    counts = threshold_counts(score, truth, thresholds)
+    for row, t in zip(counts, thresholds):
+        c = confusion(truth, score >= t)
+        assert tuple(row) == (c.tp, c.fp, c.fn, c.tn)
+    np.testing.assert_allclose(mcc_of_counts(counts), [confusion(truth, score >= t).mcc for t in thresholds])
