@@ -135,7 +135,7 @@ def make_scene(folder: str, size_px: int, seed: int = 0):
 def scene_inputs(paths, onnx_path):
     """Whole-scene model inputs, prepared exactly as the engine prepares a window."""
     from model.grid import RasterInput
-    from model.pipeline import MappingRequest, _WindowSources, check_request
+    from model.pipeline import MappingRequest, EventSources, check_request
     from model.tiling import Window
 
     request = MappingRequest(onnx_path, RasterInput(paths["pre"], (1, 2, 3)), RasterInput(paths["post"], (1, 2, 3)),
@@ -143,7 +143,7 @@ def scene_inputs(paths, onnx_path):
     plan = check_request(request)
     grid = plan.grid
     window = Window(0, 0, 0, max(grid.width_px, grid.height_px), 0, grid.height_px, grid.width_px)
-    sources = _WindowSources(request, grid, plan.dem_metres_per_unit)
+    sources = EventSources(request, grid, plan.dem_metres_per_unit)
     sources.measure_scene(plan.model.card, lambda: None, lambda message: None)  # a normalising card needs it
     inputs, valid = sources.read(window, plan.model.card)
     return inputs, valid, grid, plan.model.card

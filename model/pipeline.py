@@ -188,7 +188,7 @@ def check_request(request: MappingRequest) -> RunPlan:
     return RunPlan(model, grid, window_px, margin, total, grid_note, metres_per_unit, tuple(notes))
 
 
-class _WindowSources:
+class EventSources:
     """Readers for every input on the run's grid."""
 
     def __init__(self, request: MappingRequest, grid: Grid, dem_metres_per_unit: float = 1.0):
@@ -227,21 +227,33 @@ class _WindowSources:
         for which, label in (("pre", "pre-event image"), ("post", "post-event image")):
             log(describe_normaliser(label, self.normalisers[which], valid[which]))
 
+    def read_layers(self, row: int, col: int, rows: int, cols: int,
+                    card: ModelCard) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One block of the grid as the card sees it, before terrain: ``(pre8, post8, dem, valid)``.
+
+        ``pre8``/``post8`` are (3, rows, cols) 8-bit-equivalent floats
+        (:func:`model.preprocess.image_for_model`, 0 where invalid); ``dem`` is
+        in metres with a :data:`~model.terrain.HALO_PX` halo (NaN where
+        missing); ``valid`` is False where an image has no value or a
+        cloud/snow mask covers the pixel.
+        """
+        pre = self.pre.read(row, col, rows, cols)
+        post = self.post.read(row, col, rows, cols)
+        dem = self.dem.read(row - HALO_PX, col - HALO_PX, rows + 2 * HALO_PX, cols + 2 * HALO_PX)[0] \
+            * self.dem_metres_per_unit
+        valid = np.isfinite(pre).all(axis=0) & np.isfinite(post).all(axis=0)
+        for mask in self.masks:
+            valid &= ~mask.read(row, col, rows, cols)
+        pre8 = image_for_model(np.nan_to_num(pre), self.radiometry["pre"], card, self.normalisers["pre"])
+        post8 = image_for_model(np.nan_to_num(post), self.radiometry["post"], card, self.normalisers["post"])
+        return pre8, post8, dem, valid
+
     def read(self, window: Window, card: ModelCard) -> Tuple[dict, np.ndarray]:
         """Model inputs and the validity of one window."""
         r, c, s = window.row_px, window.col_px, window.size_px
-        pre = self.pre.read(r, c, s, s)
-        post = self.post.read(r, c, s, s)
-        dem = self.dem.read(r - HALO_PX, c - HALO_PX, s + 2 * HALO_PX, s + 2 * HALO_PX)[0] * self.dem_metres_per_unit
+        pre8, post8, dem, valid = self.read_layers(r, c, s, s, card)
         hillshade, slope = terrain_features(dem, self.gsd_m, self.gsd_m, card.terrain)
-        valid = (
-            np.isfinite(pre).all(axis=0) & np.isfinite(post).all(axis=0)
-            & np.isfinite(hillshade) & np.isfinite(slope)
-        )
-        for mask in self.masks:
-            valid &= ~mask.read(r, c, s, s)
-        pre8 = image_for_model(np.nan_to_num(pre), self.radiometry["pre"], card, self.normalisers["pre"])
-        post8 = image_for_model(np.nan_to_num(post), self.radiometry["post"], card, self.normalisers["post"])
+        valid &= np.isfinite(hillshade) & np.isfinite(slope)
         inputs = model_inputs(pre8, post8, np.nan_to_num(hillshade), np.nan_to_num(slope), valid, card)
         return inputs, valid
 
@@ -304,7 +316,7 @@ def _map_on_grid(request, plan, card, result, threshold, min_area, progress, is_
         }
         polygon_file = None
         try:
-            sources = _WindowSources(request, plan.grid, plan.dem_metres_per_unit)
+            sources = EventSources(request, plan.grid, plan.dem_metres_per_unit)
             log(f"Image type: pre-event image read as {RADIOMETRY_WORDS.get(sources.radiometry['pre'], sources.radiometry['pre'])}, "
                 f"post-event image as {RADIOMETRY_WORDS.get(sources.radiometry['post'], sources.radiometry['post'])}.")
             sources.measure_scene(card, outputs.raise_if_cancelled, log)

@@ -8,6 +8,7 @@ Commands:
     simulate       write simulated labelled events (pre, post, DEM, inventory, cloud mask)
     evaluate       map labelled events with an ONNX model and score the maps against their inventories
     experiment     conventional, combined and jackknife models per resolution, scored on test areas and unseen events
+    adapt          fine-tune a carded model on the landslides an analyst mapped in part of one event
 """
 
 from __future__ import annotations
@@ -209,6 +210,44 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_adapt(args) -> int:
+    import signal
+
+    from model.adaptation_inputs import AdaptationRequest
+    from model.grid import RasterInput
+    from model.vectors import VectorInput
+
+    from .adapt import adapt, result_json
+
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # a cancel: stop at the next step, write nothing
+
+    def bands(text, count):
+        values = tuple(int(v) for v in text.split(","))
+        if len(values) != count:
+            raise SystemExit(f"error: give {count} band number(s), comma-separated; got '{text}'")
+        return values
+
+    request = AdaptationRequest(
+        base_model=args.base_model or _default_model(), pre=RasterInput(args.pre, bands(args.pre_bands, 3)),
+        post=RasterInput(args.post, bands(args.post_bands, 3)), dem=RasterInput(args.dem, bands(args.dem_band, 1)),
+        landslides=VectorInput.parse(args.landslides), area=VectorInput.parse(args.area), radiometry=args.radiometry,
+        mask_raster=RasterInput(args.mask_raster) if args.mask_raster else None,
+        mask_polygons=VectorInput.parse(args.mask_polygons) if args.mask_polygons else None,
+        mask_buffer_m=args.mask_buffer, minutes=args.minutes, seed=args.seed)
+    progress = (lambda f: print(f"PROGRESS {f:.4f}", flush=True)) if args.progress else (lambda f: None)
+    result = adapt(request, args.output, name=args.name or "", log=lambda m: print(m, flush=True),
+                   progress=progress, is_cancelled=lambda: stop["now"])
+    if args.result_json:
+        with open(args.result_json, "w", encoding="utf-8") as handle:
+            handle.write(result_json(result))
+    return 0
+
+
+def _default_model() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model", "default_model.onnx")
+
+
 def parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     top = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0])
@@ -299,6 +338,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="experiment TOML: [experiment], [run], [[events]], [[unseen]] "
                                   "(see training/experiments.py)")
     p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("adapt", help="fine-tune a carded model on the landslides an analyst mapped in part of one "
+                                     "event, then write it as ONNX (the Processing algorithm 'Adapt model to event')")
+    p.add_argument("--pre", required=True, help="pre-event image")
+    p.add_argument("--post", required=True, help="post-event image")
+    p.add_argument("--dem", required=True, help="DEM")
+    p.add_argument("--landslides", required=True, help="the landslide polygons mapped (file or file|layername=name)")
+    p.add_argument("--area", required=True, help="polygons of the area where that mapping is complete")
+    p.add_argument("--output", required=True, help="adapted ONNX model to write")
+    p.add_argument("--base-model", default="", help="carded ONNX model to start from (default: the shipped one)")
+    p.add_argument("--pre-bands", default="1,2,3", help="red, green, blue bands (default %(default)s)")
+    p.add_argument("--post-bands", default="1,2,3")
+    p.add_argument("--dem-band", default="1")
+    p.add_argument("--radiometry", default="auto", choices=("auto", "8bit", "s2_l2a", "s2_l2a_offset"))
+    p.add_argument("--mask-raster", default="", help="cloud/snow raster (non-zero = leave out)")
+    p.add_argument("--mask-polygons", default="", help="cloud/snow polygons")
+    p.add_argument("--mask-buffer", type=float, default=0.0, help="grow the cloud/snow masks by this many metres")
+    p.add_argument("--minutes", type=float, default=10.0, help="time budget, start to written model (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="", help="model name in the card (default: <base name>-adapted)")
+    p.add_argument("--result-json", default="", help="also write the scores and counts to this JSON file")
+    p.add_argument("--progress", action="store_true", help="print PROGRESS <fraction> lines (for QGIS)")
+    p.set_defaults(func=cmd_adapt)
     return top
 
 

@@ -132,6 +132,9 @@ class AugmentSettings:
 
 
 NO_AUGMENTATION = AugmentSettings(radiometric=False, geometric=False)
+LOSS_MASK_KEY = "loss_mask"
+"""Optional sample layer: where the label is known. It follows the geometry like ``mask``; outside it the
+loss is not counted, while the images there still feed the network (adaptation: outside the analyst's area)."""
 
 
 # --------------------------------------------------------------------------- checks
@@ -302,6 +305,8 @@ def geometric_change(layers: Dict[str, np.ndarray], rng: np.random.Generator,
         "valid": valid_fraction >= 1.0 - 1e-6,
         "dem": dem.bilinear(out["dem"], fill=np.nan),
     }
+    if LOSS_MASK_KEY in out:
+        resampled[LOSS_MASK_KEY] = tile.nearest(out[LOSS_MASK_KEY], fill=False)
     if settings.scale_elevations:
         resampled["dem"] = resampled["dem"] * scale
     resampled["dem"] = resampled["dem"].astype(np.float32)
@@ -335,6 +340,8 @@ def augment_sample(sample: Mapping[str, np.ndarray], rng: np.random.Generator,
         "mask": np.asarray(sample["mask"]).astype(bool),
         "valid": valid,
     }
+    if LOSS_MASK_KEY in sample:
+        layers[LOSS_MASK_KEY] = np.asarray(sample[LOSS_MASK_KEY]).astype(bool)
     if settings.radiometric:
         for key in IMAGE_KEYS:  # independent draws for pre and post
             layers[key] = radiometric_change(layers[key], valid, rng, settings)
@@ -346,6 +353,8 @@ def augment_sample(sample: Mapping[str, np.ndarray], rng: np.random.Generator,
     out["dem"] = np.ascontiguousarray(layers["dem"], dtype=np.float32)
     out["mask"] = layers["mask"].astype(np.uint8)
     out["valid"] = layers["valid"].astype(np.uint8)
+    if LOSS_MASK_KEY in layers:
+        out[LOSS_MASK_KEY] = layers[LOSS_MASK_KEY].astype(np.uint8)
     return out
 
 
@@ -366,7 +375,8 @@ def sample_inputs(sample: Mapping[str, np.ndarray], card: ModelCard,
         ``(inputs, target)``: ``inputs`` maps each role (``pre_image``,
         ``post_image``, ``terrain``) to a float32 (T, T, C) array with invalid
         pixels set to 0; ``target`` is float32 (T, T, 2): channel 0 the
-        landslide mask (0 where invalid), channel 1 the validity, used as the
+        landslide mask (0 where invalid), channel 1 the validity (and the sample's
+        ``loss_mask`` when it has one), used as the
         loss weight by :mod:`training.losses`.
     """
     check_sample(sample)
@@ -377,5 +387,6 @@ def sample_inputs(sample: Mapping[str, np.ndarray], card: ModelCard,
     post = np.moveaxis(np.asarray(sample["post"], dtype=np.float32), -1, 0)
     inputs = model_inputs(pre, post, hillshade, slope, valid, card)
     mask = np.asarray(sample["mask"]).astype(bool) & valid
-    target = np.stack([mask, valid], axis=-1).astype(np.float32)
+    weight = valid & np.asarray(sample[LOSS_MASK_KEY]).astype(bool) if LOSS_MASK_KEY in sample else valid
+    target = np.stack([mask, weight], axis=-1).astype(np.float32)
     return inputs, target

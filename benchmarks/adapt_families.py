@@ -1,0 +1,198 @@
+"""Adapting a model to an event from a partial mapping: simulated events of families the base model never saw.
+
+For each event (``python -m training simulate --family ...``) an "analyst" maps
+a strip along the west edge covering at most ``--mapped-fraction`` of the event
+(the inventory's polygons that touch it, and the strip as the area where the
+mapping is complete). ``python -m training adapt`` fine-tunes the base model
+there; the base and the adapted model then map the whole event and are scored
+on the remaining part (everything east of the strip), pixel by pixel, both at
+their card's threshold. Beside them, the change-index baseline (post-minus-pre
+brightness on slopes of at least 10 degrees) at its best threshold on the same
+pixels (an oracle threshold, which flatters it).
+
+The wall time and the peak memory (maximum resident set of the adapt process)
+are measured for every event.
+
+Usage::
+
+    python benchmarks/adapt_families.py --events DIR [DIR ...] --out benchmarks/results/issue12/families.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from osgeo import gdal, ogr, osr  # noqa: E402
+
+from model.metrics import confusion, mcc_of_counts, threshold_counts  # noqa: E402
+
+gdal.UseExceptions()
+ogr.UseExceptions()
+
+
+def write_partial_mapping(event_dir: str, fraction: float, out_dir: str):
+    """``area.gpkg`` (the west strip of ``fraction`` of the event) and ``landslides.gpkg`` (inventory polygons
+    touching it); returns the strip's east edge (x) in the event's CRS and the fraction of the event it covers."""
+    post = gdal.Open(os.path.join(event_dir, "post.tif"))
+    x0, dx, _, y0, _, dy = post.GetGeoTransform()
+    width, height = post.RasterXSize, post.RasterYSize
+    strip_px = int(np.floor(fraction * width))
+    x_east = x0 + strip_px * dx
+    srs = osr.SpatialReference(wkt=post.GetProjection())
+    os.makedirs(out_dir, exist_ok=True)
+    ring = ogr.Geometry(ogr.wkbLinearRing)
+    for x, y in ((x0, y0), (x_east, y0), (x_east, y0 + height * dy), (x0, y0 + height * dy), (x0, y0)):
+        ring.AddPoint_2D(x, y)
+    strip = ogr.Geometry(ogr.wkbPolygon)
+    strip.AddGeometry(ring)
+    driver = ogr.GetDriverByName("GPKG")
+    for name in ("area.gpkg", "landslides.gpkg"):
+        if os.path.exists(os.path.join(out_dir, name)):
+            driver.DeleteDataSource(os.path.join(out_dir, name))
+    area = driver.CreateDataSource(os.path.join(out_dir, "area.gpkg"))
+    layer = area.CreateLayer("area", srs=srs, geom_type=ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(strip)
+    layer.CreateFeature(feature)
+    area = None
+    inventory = ogr.Open(os.path.join(event_dir, "inventory.gpkg"))
+    source = inventory.GetLayer(0)
+    out = driver.CreateDataSource(os.path.join(out_dir, "landslides.gpkg"))
+    out_layer = out.CreateLayer("landslides", srs=source.GetSpatialRef(), geom_type=ogr.wkbMultiPolygon)
+    kept = 0
+    for feature in source:
+        if feature.GetGeometryRef().Intersects(strip):
+            copy = ogr.Feature(out_layer.GetLayerDefn())
+            copy.SetGeometry(ogr.ForceToMultiPolygon(feature.GetGeometryRef().Clone()))
+            out_layer.CreateFeature(copy)
+            kept += 1
+    out = None
+    return x_east, strip_px / width, kept
+
+
+def run_adapt(event_dir: str, work: str, base_model: str, minutes: float, python: str, seed: int):
+    """Run ``python -m training adapt``; returns (result dict, wall seconds, peak RSS in MB)."""
+    start = time.time()
+    with open(os.path.join(work, "adapt.log"), "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, wait_status, usage = os.wait4(process.pid, 0)  # this child's own peak resident set
+        process.returncode = status = os.waitstatus_to_exitcode(wait_status)
+    wall = time.time() - start
+    if status:
+        raise RuntimeError(f"adapt failed on {event_dir}; see {work}/adapt.log")
+    with open(os.path.join(work, "result.json"), encoding="utf-8") as handle:
+        result = json.load(handle)
+    return result, wall, usage.ru_maxrss / 1024.0
+
+
+def probability_map(model: str, event_dir: str, out_tif: str, mask_polygons: str) -> None:
+    from model.grid import RasterInput
+    from model.pipeline import MappingRequest, map_landslides
+    from model.vectors import VectorInput
+
+    request = MappingRequest(model_path=model, pre=RasterInput(os.path.join(event_dir, "pre.tif"), (1, 2, 3)),
+                             post=RasterInput(os.path.join(event_dir, "post.tif"), (1, 2, 3)),
+                             dem=RasterInput(os.path.join(event_dir, "dem.tif"), (1,)),
+                             mask_polygons=VectorInput(mask_polygons), probability_path=out_tif)
+    map_landslides(request)
+
+
+def truth_on(probability_tif: str, event_dir: str) -> np.ndarray:
+    dataset = gdal.Open(probability_tif)
+    target = gdal.GetDriverByName("MEM").Create("", dataset.RasterXSize, dataset.RasterYSize, 1, gdal.GDT_Byte)
+    target.SetGeoTransform(dataset.GetGeoTransform())
+    target.SetProjection(dataset.GetProjection())
+    inventory = ogr.Open(os.path.join(event_dir, "inventory.gpkg"))
+    gdal.RasterizeLayer(target, [1], inventory.GetLayer(0), burn_values=[1])
+    return target.ReadAsArray() == 1
+
+
+def east_of(probability_tif: str, x_east: float) -> np.ndarray:
+    dataset = gdal.Open(probability_tif)
+    x0, dx, _, _, _, _ = dataset.GetGeoTransform()
+    centres = x0 + (np.arange(dataset.RasterXSize) + 0.5) * dx
+    return np.broadcast_to(centres[None, :] > x_east, (dataset.RasterYSize, dataset.RasterXSize))
+
+
+def baseline_mcc(event_dir: str, truth: np.ndarray, where: np.ndarray) -> float:
+    """Best-threshold MCC of post-minus-pre brightness on slopes >= 10 degrees (same grid: simulated events
+    are on the model's grid already)."""
+    pre = gdal.Open(os.path.join(event_dir, "pre.tif")).ReadAsArray().astype(np.float32).mean(0)
+    post = gdal.Open(os.path.join(event_dir, "post.tif")).ReadAsArray().astype(np.float32).mean(0)
+    slope = gdal.DEMProcessing("", os.path.join(event_dir, "dem.tif"), "slope", format="MEM").ReadAsArray()
+    if slope.shape != pre.shape or truth.shape != pre.shape:
+        return float("nan")
+    index = np.where(slope >= 10.0, post - pre, -1e9)
+    thresholds = np.quantile(index[where & (slope >= 10.0)], np.linspace(0.5, 0.999, 200))
+    counts = threshold_counts(index[where], truth[where], thresholds)
+    return float(mcc_of_counts(counts).max())
+
+
+def score(probability_tif: str, threshold: float, truth: np.ndarray, where: np.ndarray) -> dict:
+    probability = gdal.Open(probability_tif).ReadAsArray()
+    valid = where & (probability >= 0)
+    return {k: round(v, 4) if isinstance(v, float) else v
+            for k, v in confusion(truth, probability >= threshold, valid).scores().items()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", nargs="+", required=True, help="simulated event folders")
+    parser.add_argument("--out", required=True, help="JSON of the results")
+    parser.add_argument("--work", default=os.path.join(ROOT, "benchmarks", ".cache", "adapt_families"))
+    parser.add_argument("--base-model", default=os.path.join(ROOT, "model", "default_model.onnx"))
+    parser.add_argument("--mapped-fraction", type=float, default=0.15)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--python", default=sys.executable, help="Python with TensorFlow for the adapt step")
+    args = parser.parse_args(argv)
+    from model.session import read_card
+
+    base_threshold = read_card(args.base_model).threshold
+    rows = []
+    for event_dir in args.events:
+        name = os.path.basename(os.path.normpath(event_dir))
+        work = os.path.join(args.work, name)
+        x_east, covered, kept = write_partial_mapping(event_dir, args.mapped_fraction, work)
+        result, wall, peak_mb = run_adapt(event_dir, work, args.base_model, args.minutes, args.python, seed=0)
+        base_tif, adapted_tif = os.path.join(work, "base.tif"), os.path.join(work, "adapted.tif")
+        clouds = os.path.join(event_dir, "clouds.gpkg")
+        probability_map(args.base_model, event_dir, base_tif, clouds)
+        probability_map(os.path.join(work, "adapted.onnx"), event_dir, adapted_tif, clouds)
+        truth = truth_on(base_tif, event_dir)
+        where = east_of(base_tif, x_east)
+        row = {"event": name, "mapped_fraction": round(covered, 4), "mapped_landslides": kept,
+               "adapt_wall_s": round(wall, 1), "adapt_peak_rss_mb": round(peak_mb, 0),
+               "adapt_steps": result["steps"], "validation": result["scores"],
+               "base": score(base_tif, base_threshold, truth, where),
+               "adapted": score(adapted_tif, result["threshold"], truth, where),
+               "baseline_best_threshold_mcc": round(baseline_mcc(event_dir, truth, where), 4)}
+        rows.append(row)
+        print(f"{name}: mapped {covered:.1%} ({kept} landslides); base MCC {row['base']['mcc']:.3f} -> adapted "
+              f"{row['adapted']['mcc']:.3f} on the rest (baseline {row['baseline_best_threshold_mcc']:.3f}); "
+              f"{wall:.0f} s, peak {peak_mb:.0f} MB", flush=True)
+    pooled = {}
+    for which in ("base", "adapted"):
+        counts = np.sum([[r[which][k] for k in ("tp", "fp", "fn", "tn")] for r in rows], axis=0)
+        pooled[which] = round(float(mcc_of_counts(counts)), 4)
+    summary = {"what": "adapting a model to an event from a partial mapping; scored on the rest of each event",
+               "base_model": os.path.basename(args.base_model), "events": rows, "pooled_mcc": pooled,
+               "minutes": args.minutes, "mapped_fraction": args.mapped_fraction}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=1)
+    print(json.dumps(pooled))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
