@@ -1,19 +1,49 @@
 """The Processing provider: a stable id and an explicit list of algorithms."""
 
-from qgis.core import QgsProcessingProvider
+import glob
 
-from .base import icon
+from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
+
+from .adapt_model_to_event import AdaptModelToEvent
+from .base import icon, resource_path
 from .evaluate_landslide_map import EvaluateLandslideMap
 from .map_event_landslides import MapEventLandslides
+from .trainer_process import SETTING_PYTHON, SETTING_PYTHON_LABEL
 
 
 class LandslideMapperProvider(QgsProcessingProvider):
     """Provider ``landslidemapper``."""
 
+    def load(self):
+        """Declare the provider's Processing setting (the trainer's Python), then load the algorithms."""
+        try:
+            from processing.core.ProcessingConfig import ProcessingConfig, Setting
+        except ImportError:  # no processing plugin: the setting falls back to the .venv beside the plugin
+            pass
+        else:
+            ProcessingConfig.settingIcons[self.name()] = self.icon()
+            ProcessingConfig.addSetting(Setting(self.name(), SETTING_PYTHON, SETTING_PYTHON_LABEL, "",
+                                                valuetype=Setting.FILE))
+            ProcessingConfig.readSettings()
+        self.refreshAlgorithms()
+        return True
+
+    def unload(self):
+        """Remove the setting again."""
+        try:
+            from processing.core.ProcessingConfig import ProcessingConfig
+        except ImportError:
+            return
+        ProcessingConfig.removeSetting(SETTING_PYTHON)
+
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
-        """Register every algorithm of the plugin."""
-        for algorithm in (MapEventLandslides(), EvaluateLandslideMap()):
+        """Register every algorithm of the plugin, and the graphical models shipped in resources/models."""
+        for algorithm in (MapEventLandslides(), EvaluateLandslideMap(), AdaptModelToEvent()):
             self.addAlgorithm(algorithm)
+        for path in sorted(glob.glob(resource_path("models", "*.model3"))):
+            model = QgsProcessingModelAlgorithm()
+            if model.fromFile(path):
+                self.addAlgorithm(model)
 
     def id(self):
         """Stable id used in algorithm ids (``landslidemapper:...``); never change it."""

@@ -82,6 +82,14 @@ def write_partial_mapping(event_dir: str, fraction: float, out_dir: str):
 
 def run_adapt(event_dir: str, work: str, base_model: str, minutes: float, python: str, seed: int):
     """Run ``python -m training adapt``; returns (result dict, wall seconds, peak RSS in MB)."""
+    command = [python, "-m", "training", "adapt", "--pre", os.path.join(event_dir, "pre.tif"),
+               "--post", os.path.join(event_dir, "post.tif"), "--dem", os.path.join(event_dir, "dem.tif"),
+               "--landslides", os.path.join(work, "landslides.gpkg"), "--area", os.path.join(work, "area.gpkg"),
+               "--mask-polygons", os.path.join(event_dir, "clouds.gpkg"),
+               "--output", os.path.join(work, "adapted.onnx"), "--result-json", os.path.join(work, "result.json"),
+               "--minutes", str(minutes), "--seed", str(seed)]
+    if base_model:
+        command += ["--base-model", base_model]
     start = time.time()
     with open(os.path.join(work, "adapt.log"), "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
