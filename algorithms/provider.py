@@ -1,6 +1,7 @@
 """The Processing provider: a stable id and an explicit list of algorithms."""
 
 import glob
+import os
 
 from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
 
@@ -9,6 +10,31 @@ from .base import icon, resource_path
 from .evaluate_landslide_map import EvaluateLandslideMap
 from .map_event_landslides import MapEventLandslides
 from .trainer_process import SETTING_PYTHON, SETTING_PYTHON_LABEL
+
+
+class ShippedModel(QgsProcessingModelAlgorithm):
+    """A graphical model of ``resources/models``, listed under a stable lowercase id (its file name)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self._path = path
+        self.loaded = self.fromFile(path)
+
+    def name(self):
+        """Stable id: the file name without ``.model3`` and underscores (``adaptthenmap``)."""
+        return os.path.splitext(os.path.basename(self._path))[0].replace("_", "")
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        """The model's own name."""
+        return super().name()
+
+    def icon(self):
+        """The plugin icon."""
+        return icon()
+
+    def createInstance(self):  # noqa: N802 (QGIS API name)
+        """A fresh copy per run."""
+        return ShippedModel(self._path)
 
 
 class LandslideMapperProvider(QgsProcessingProvider):
@@ -41,8 +67,8 @@ class LandslideMapperProvider(QgsProcessingProvider):
         for algorithm in (MapEventLandslides(), EvaluateLandslideMap(), AdaptModelToEvent()):
             self.addAlgorithm(algorithm)
         for path in sorted(glob.glob(resource_path("models", "*.model3"))):
-            model = QgsProcessingModelAlgorithm()
-            if model.fromFile(path):
+            model = ShippedModel(path)
+            if model.loaded:
                 self.addAlgorithm(model)
 
     def id(self):

@@ -1,7 +1,8 @@
 """Build dist/landslide_mapper-<version>.zip, installable with QGIS's "Install from ZIP".
 
 Usage: python3 scripts/make_plugin_zip.py [--output DIR]
-Contains only what the plugin runs: no training package, tests or benchmarks.
+Contains what the plugin runs, and the training package's Python sources (not its checkpoints), which
+"Adapt model to event" runs in a separate Python with TensorFlow (never inside QGIS); no tests or benchmarks.
 """
 
 import argparse
@@ -11,8 +12,9 @@ import zipfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLUGIN_NAME = "landslide_mapper"
-INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "deps.py", "install_dialog.py", "LICENSE", "README.md", "algorithms", "model", "resources"]
-SKIP_PARTS = {"__pycache__", ".pytest_cache"}
+INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "deps.py", "install_dialog.py", "LICENSE", "README.md", "algorithms", "model", "resources",
+           "training"]
+SKIP_PARTS = {"__pycache__", ".pytest_cache", "checkpoints"}
 SKIP_SUFFIXES = (".pyc", ".partial")
 
 

@@ -73,7 +73,11 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
                      "algorithms/provider.py", "model/pipeline.py",
                      "resources/styles/mask.qml", "resources/help/mapeventlandslides.html"):
         assert f"landslide_mapper/{required}" in names
-    assert not [n for n in names if n.split("/")[1] in ("training", "tests", "benchmarks", ".venv") or "__pycache__" in n]
+    assert not [n for n in names if n.split("/")[1] in ("tests", "benchmarks", ".venv") or "__pycache__" in n]
+    # the trainer that "Adapt model to event" runs in its own Python: sources only, no checkpoints
+    assert "landslide_mapper/training/adapt.py" in names and "landslide_mapper/training/__main__.py" in names
+    assert "landslide_mapper/resources/models/adapt_then_map.model3" in names
+    assert not [n for n in names if n.startswith("landslide_mapper/training/checkpoints")]
 
 
 LOAD_WITHOUT_ORT = r"""

@@ -236,7 +236,8 @@ def cmd_adapt(args) -> int:
         mask_polygons=VectorInput.parse(args.mask_polygons) if args.mask_polygons else None,
         mask_buffer_m=args.mask_buffer, minutes=args.minutes, seed=args.seed)
     progress = (lambda f: print(f"PROGRESS {f:.4f}", flush=True)) if args.progress else (lambda f: None)
-    result = adapt(request, args.output, name=args.name or "", log=lambda m: print(m, flush=True),
+    result = adapt(request, args.output, name=args.name or "", batch_size=args.batch_size,
+                   learning_rate=args.learning_rate, log=lambda m: print(m, flush=True),
                    progress=progress, is_cancelled=lambda: stop["now"])
     if args.result_json:
         with open(args.result_json, "w", encoding="utf-8") as handle:
@@ -339,6 +340,8 @@ def parser() -> argparse.ArgumentParser:
                                   "(see training/experiments.py)")
     p.set_defaults(func=cmd_experiment)
 
+    from .adapt import BATCH_SIZE, LEARNING_RATE  # numpy and GDAL only
+
     p = sub.add_parser("adapt", help="fine-tune a carded model on the landslides an analyst mapped in part of one "
                                      "event, then write it as ONNX (the Processing algorithm 'Adapt model to event')")
     p.add_argument("--pre", required=True, help="pre-event image")
@@ -357,6 +360,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-buffer", type=float, default=0.0, help="grow the cloud/snow masks by this many metres")
     p.add_argument("--minutes", type=float, default=10.0, help="time budget, start to written model (default 10)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="Adam's (default %(default)g)")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="tiles per step (default %(default)s)")
     p.add_argument("--name", default="", help="model name in the card (default: <base name>-adapted)")
     p.add_argument("--result-json", default="", help="also write the scores and counts to this JSON file")
     p.add_argument("--progress", action="store_true", help="print PROGRESS <fraction> lines (for QGIS)")

@@ -44,6 +44,8 @@ THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 EXPORT_RESERVE_S = 25.0
 """Time kept back for the final validation and the ONNX export (about 10 s on 2 cores for a width-0.125 model, measured)."""
 MIN_TRAINING_S = 20.0
+LEARNING_RATE = 1e-4
+BATCH_SIZE = 8
 LANDSLIDE_TILE_SHARE = 0.5
 """Share of tiles centred on a mapped landslide pixel (the rest anywhere in the training part)."""
 MIN_TRAINING_PIXELS = 0.05
@@ -202,8 +204,8 @@ def adapted_card(base: ModelCard, request: AdaptationRequest, plan: AdaptationPl
                                threshold=float(threshold), provenance=provenance, metrics=metrics)
 
 
-def adapt(request: AdaptationRequest, output_path: str, name: str = "", batch_size: int = 8,
-          learning_rate: float = 1e-4, log: Callable[[str], None] = print,
+def adapt(request: AdaptationRequest, output_path: str, name: str = "", batch_size: int = BATCH_SIZE,
+          learning_rate: float = LEARNING_RATE, log: Callable[[str], None] = print,
           progress: Callable[[float], None] = lambda fraction: None,
           is_cancelled: Callable[[], bool] = lambda: False) -> AdaptationResult:
     """Fine-tune ``request.base_model`` on the analyst's area and write the adapted ONNX model to ``output_path``."""

@@ -231,3 +231,29 @@ def test_a_base_model_the_trainer_cannot_rebuild_is_refused(qgis_app, event, tmp
     out.mkdir()
     _refused(params(event, out, MODEL=model), "cannot rebuild")
     assert os.listdir(str(out)) == []
+
+
+def test_the_shipped_model_adapts_then_maps_the_whole_event(qgis_app, event, tmp_path):
+    import processing
+    from qgis.core import QgsApplication
+
+    from landslide_mapper.model.session import read_card
+
+    registry = QgsApplication.processingRegistry()
+    listed = registry.algorithmById("landslidemapper:adaptthenmap")
+    assert listed is not None and listed.displayName() == "Adapt model, then map the event"
+    assert listed.group() == "Landslide mapping"
+    scene = event["scene"]
+    result = processing.run("landslidemapper:adaptthenmap", {
+        "pre_image": scene.pre, "post_image": scene.post, "dem": scene.dem, "landslides": event["landslides"],
+        "area": event["area"], "minutes": 0.5,
+        "adapt:adapted_model": os.path.join(str(tmp_path), "adapted.onnx"),
+        "map:landslides_mapped": os.path.join(str(tmp_path), "landslides.gpkg"),
+        "map:probability": os.path.join(str(tmp_path), "probability.tif"),
+        "map:mask": os.path.join(str(tmp_path), "mask.tif")})
+    assert read_card(result["adapt:adapted_model"]).provenance["adapted_on"]["landslides"] > 0
+    assert sorted(os.listdir(str(tmp_path))) == ["adapted.onnx", "landslides.gpkg", "mask.tif", "probability.tif"]
+    from osgeo import gdal
+
+    mask = gdal.Open(result["map:mask"])
+    assert (mask.RasterYSize, mask.RasterXSize) == (ROWS, COLS)  # the whole event, not only the mapped area
