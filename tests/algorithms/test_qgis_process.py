@@ -103,3 +103,21 @@ def test_continental_geographic_dem_and_swapped_extent_give_messages_not_aborts(
     assert swapped.returncode not in (0, 134)
     assert "beyond ±90°" in swapped.stdout + swapped.stderr and "swapped" in swapped.stdout + swapped.stderr
     assert not (tmp_path / "swapped.tif").exists()
+
+
+def test_adapt_model_to_event_and_the_shipped_model_are_listed_and_refuse_bad_input(qgis_process_env, event_scene,
+                                                                                   tmp_path):
+    from tests.helpers.scenes import write_polygons
+
+    done = qgis_process(qgis_process_env, "list")
+    assert "landslidemapper:adaptmodeltoevent" in done.stdout and "landslidemapper:adaptthenmap" in done.stdout
+    x0, dx, _, y0, _, dy = event_scene.geotransform
+    box = f"POLYGON(({x0} {y0},{x0 + 50 * dx} {y0},{x0 + 50 * dx} {y0 + 50 * dy},{x0} {y0 + 50 * dy},{x0} {y0}))"
+    area = write_polygons(str(tmp_path / "area.gpkg"), [box], event_scene.epsg)
+    done = qgis_process(
+        qgis_process_env, "run", "landslidemapper:adaptmodeltoevent", "--",
+        f"PRE_IMAGE={event_scene.pre}", f"POST_IMAGE={event_scene.post}", f"DEM={event_scene.dem}",
+        f"LANDSLIDES={area}", f"AREA={area}", f"OUTPUT={tmp_path / 'adapted.onnx'}")
+    assert done.returncode != 0
+    assert "less than one adaptation tile" in done.stdout + done.stderr
+    assert not (tmp_path / "adapted.onnx").exists()
