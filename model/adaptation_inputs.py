@@ -22,7 +22,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
@@ -31,7 +31,6 @@ from .card import ModelCard
 from .errors import InputDataError
 from .grid import Grid, RasterInput, gdal_cache_capped
 from .pipeline import EventSources, MappingRequest, RunPlan, check_request
-from .terrain import HALO_PX
 from .vectors import VectorInput, read_polygons
 
 TILE_PX = 128
@@ -172,11 +171,10 @@ def check_adaptation(request: AdaptationRequest, tile_px: int = TILE_PX) -> Adap
     inside = area.burn(grid, row0, col0, rows, cols)
     landslide = landslides.burn(grid, row0, col0, rows, cols) & inside
     plan = AdaptationPlan(run, row0, col0, rows, cols, int(inside.sum()), int(landslide.sum()), landslides.used)
-    tile_km2 = plan.km2(tile_px * tile_px)
     if plan.area_px < tile_px * tile_px:
         raise InputDataError(
             f"The mapped area covers {plan.km2(plan.area_px):.2f} km² of the inputs, less than one adaptation tile "
-            f"({tile_px} x {tile_px} px = {tile_km2:.2f} km² at {grid.gsd_m:g} m): map a larger area.")
+            f"({tile_px} x {tile_px} px = {plan.km2(tile_px * tile_px):.2f} km² at {grid.gsd_m:g} m): map a larger area.")
     if plan.landslide_px == 0:
         raise InputDataError(
             f"The mapped area ({area.where}) holds no mapped landslide on the {grid.gsd_m:g} m grid: the model needs "

@@ -353,3 +353,20 @@ def test_malformed_samples_are_refused():
     sample["dem"] = sample["dem"][1:-1, 1:-1]
     with pytest.raises(ValueError, match="dem"):
         augment_sample(sample, np.random.default_rng(0))
+
+
+def test_a_loss_mask_follows_the_geometry_and_limits_the_loss_weight():
+    from training.augment import LOSS_MASK_KEY
+
+    sample = shape_sample()
+    sample[LOSS_MASK_KEY] = sample["mask"].copy()  # the same L: it must stay where the mask goes
+    for seed in range(12):
+        out = augment_sample(sample, np.random.default_rng(seed), ALWAYS_AFFINE)
+        np.testing.assert_array_equal(out[LOSS_MASK_KEY], out["mask"])
+        inputs, target = sample_inputs(out, tiny_card(), GSD_M)
+        weight = target[..., 1] > 0.5
+        assert not (weight & ~out[LOSS_MASK_KEY].astype(bool)).any()
+    plain = sample_inputs(shape_sample(), tiny_card(), GSD_M)[1]
+    limited = sample_inputs(sample, tiny_card(), GSD_M)[1]
+    assert plain[..., 1].sum() > limited[..., 1].sum() > 0
+    np.testing.assert_array_equal(plain[..., 0], limited[..., 0])  # labels unchanged, only the weight

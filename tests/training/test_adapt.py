@@ -1,0 +1,109 @@
+"""training.adapt and training.onnx_weights: a carded ONNX model rebuilt in Keras, fine-tuned on an analyst's
+mapping through ``python -m training adapt``, and stopped by SIGTERM without writing anything."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from model.errors import ModelCardError
+from model.session import read_card
+from tests.conftest import REPO_ROOT
+from tests.helpers.scenes import make_event_scene, write_polygons
+from tests.helpers.tiny_models import red_difference_model
+
+DEFAULT_MODEL = os.path.join(REPO_ROOT, "model", "default_model.onnx")
+ROWS = COLS = 300
+AREA_COLS = 160
+SLIDES = [(r, c, 6 + (r + c) % 7, 5 + (r * 3 + c) % 9) for r in range(12, 290, 37) for c in range(10, 290, 41)]
+
+
+def test_the_default_model_is_rebuilt_in_keras_with_the_same_outputs():
+    from training.export import random_inputs
+    from training.network import prediction_model
+    from training.onnx_weights import rebuild_network
+
+    import onnxruntime as ort
+
+    network, width, worst = rebuild_network(DEFAULT_MODEL, read_card(DEFAULT_MODEL))
+    assert width == read_card(DEFAULT_MODEL).provenance["width"]
+    assert worst < 1e-3
+    feed = random_inputs(network, 128, batch=1, seed=7)
+    expected = ort.InferenceSession(DEFAULT_MODEL, providers=["CPUExecutionProvider"]).run(["prediction"], feed)[0]
+    got = np.asarray(prediction_model(network)(feed, training=False))
+    assert np.abs(got - expected).max() < 1e-3
+    frozen = [layer for layer in network.layers if type(layer).__name__ == "BatchNormalization"]
+    assert frozen and not any(layer.trainable for layer in frozen)
+
+
+def test_a_model_that_is_no_resunet_of_this_project_is_refused(tmp_path):
+    from training.onnx_weights import RebuildError, rebuild_network
+
+    model = red_difference_model(str(tmp_path / "red.onnx"))
+    with pytest.raises(RebuildError, match="cannot rebuild") as caught:
+        rebuild_network(model, read_card(model))
+    assert isinstance(caught.value, ModelCardError)
+
+
+def _box(scene, row, col, height, width):
+    x0, dx, _, y0, _, dy = scene.geotransform
+    x_a, x_b, y_a, y_b = x0 + col * dx, x0 + (col + width) * dx, y0 + row * dy, y0 + (row + height) * dy
+    return f"POLYGON(({x_a} {y_b},{x_b} {y_b},{x_b} {y_a},{x_a} {y_a},{x_a} {y_b}))"
+
+
+@pytest.fixture(scope="module")
+def mapped_event(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("adapt_cli"))
+    scene = make_event_scene(folder, rows=ROWS, cols=COLS, slides=SLIDES, seed=3)
+    landslides = write_polygons(os.path.join(folder, "landslides.gpkg"),
+                                [_box(scene, *s) for s in SLIDES if s[1] + s[3] <= AREA_COLS], scene.epsg)
+    area = write_polygons(os.path.join(folder, "area.gpkg"), [_box(scene, 0, 0, ROWS, AREA_COLS)], scene.epsg)
+    return scene, landslides, area
+
+
+def _command(mapped_event, output, minutes, *extra):
+    scene, landslides, area = mapped_event
+    return [sys.executable, "-m", "training", "adapt", "--pre", scene.pre, "--post", scene.post, "--dem", scene.dem,
+            "--landslides", landslides, "--area", area, "--output", output, "--minutes", str(minutes), *extra]
+
+
+def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(mapped_event, tmp_path):
+    output = str(tmp_path / "adapted.onnx")
+    result_path = str(tmp_path / "result.json")
+    done = subprocess.run(_command(mapped_event, output, 1.0, "--result-json", result_path, "--seed", "1"),
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.load(open(result_path, encoding="utf-8"))
+    card = read_card(output)
+    assert card.name == read_card(DEFAULT_MODEL).name + "-adapted"
+    assert card.threshold == result["threshold"]
+    assert card.metrics["mcc"] == result["scores"]["mcc"]
+    assert card.provenance["adapted_from"]["file"] == "default_model.onnx"
+    assert card.provenance["adapted_on"]["landslides"] == len([s for s in SLIDES if s[1] + s[3] <= AREA_COLS])
+    assert card.provenance["adaptation"]["steps"] == result["steps"] > 0
+    assert result["seconds"] <= 60 + 20  # the budget holds, start to written model (give or take the export)
+    # It learnt the event: bright red scars, which the base model (trained on other looks) misses.
+    assert result["scores"]["mcc"] > result["base_scores"]["best_threshold_mcc"] + 0.1, result
+    assert result["scores"]["mcc"] > 0.5, result
+
+
+def test_sigterm_stops_the_trainer_without_writing_the_model(mapped_event, tmp_path):
+    output = str(tmp_path / "adapted.onnx")
+    process = subprocess.Popen(_command(mapped_event, output, 5.0, "--progress"), cwd=REPO_ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        if line.startswith("PROGRESS"):
+            break
+    start = time.time()
+    process.send_signal(signal.SIGTERM)
+    rest = process.stdout.read()
+    status = process.wait(timeout=60)
+    assert time.time() - start < 10
+    assert status != 0 and "cancelled" in rest.lower(), rest[-1000:]
+    assert os.listdir(str(tmp_path)) == []
