@@ -23,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -220,7 +220,7 @@ def validation_blocks(inside: np.ndarray, landslide: np.ndarray, fraction: float
         InputDataError: No draw leaves landslide pixels in both parts (too few landslides).
     """
     rows, cols = inside.shape
-    block_rows, block_cols = -(-rows // block_px), -(-cols // block_px)
+    block_cols = -(-cols // block_px)
     index = (np.arange(rows)[:, None] // block_px) * block_cols + np.arange(cols)[None, :] // block_px
     occupied = np.unique(index[inside])
     count = max(1, int(round(fraction * len(occupied))))
