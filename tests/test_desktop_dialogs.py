@@ -22,7 +22,7 @@ SCRIPT = os.path.join(REPO_ROOT, "tests", "desktop", "dialogs_script.py")
 SAMPLE_EVENT = os.path.join(REPO_ROOT, "resources", "sample_event")
 SCREENSHOTS = ("toolbox_search_earthquake.png", "map_dialog_opened.png", "map_dialog_filled.png",
                "map_dialog_log.png", "map_window.png", "map_canvas.png", "evaluate_dialog_filled.png",
-               "evaluate_dialog_log.png", "evaluate_window.png")
+               "evaluate_dialog_log.png", "evaluate_window.png", "adapt_dialog_opened.png")
 
 
 def _install_profile(base):
@@ -83,6 +83,20 @@ def test_algorithms_are_found_by_search_words(desktop_run):
     assert "landslidemapper:mapeventlandslides" in search["ONNX"]
     assert "landslidemapper:evaluatelandslidemap" in search["inventory"]
     assert "earthquake" in report["map_tooltip"]
+    assert "landslidemapper:adaptmodeltoevent" in search["fine-tune"]
+
+
+def test_adapt_dialog_asks_for_the_mapping_and_prefills_the_event(desktop_run):
+    report, _ = desktop_run
+    facts = report["adapt_dialog"]
+    labels = " | ".join(facts["labels"])
+    for expected in ("Landslides you mapped", "Area where your mapping is complete", "Time budget", "Adapted model"):
+        assert expected in labels, labels
+    assert facts["help_enabled"]
+    prefilled = report["adapt_prefilled"]
+    assert float(prefilled["MINUTES"]) == 10.0
+    assert prefilled["MODEL"].endswith("default_model.onnx")
+    assert all(prefilled[name] not in ("", "None") for name in ("PRE_IMAGE", "POST_IMAGE", "DEM")), prefilled
 
 
 def test_map_dialog_shows_plain_defaults_and_reachable_outputs(desktop_run):

@@ -157,7 +157,7 @@ def load_event():
 def search_toolbox():
     box = toolbox()
     found = {}
-    for word in ("earthquake", "ONNX", "inventory"):
+    for word in ("earthquake", "ONNX", "inventory", "fine-tune"):
         box.searchBox.setText(word)
         QApplication.processEvents()
         model = box.algorithmTree.model()
@@ -335,7 +335,19 @@ def grab_evaluation():
 def grab_evaluation_now():
     QApplication.processEvents()
     grab(iface.mainWindow(), "evaluate_window.png")
-    step(quit_qgis, 200)
+    open_from_toolbox("landslidemapper:adaptmodeltoevent", look_at_adapt_dialog)
+
+
+def look_at_adapt_dialog():
+    """The adaptation dialog as it opens from the Toolbox: what it asks, prefilled; closed without running."""
+    dialog = algorithm_dialog()
+    report["adapt_dialog"] = dialog_facts(dialog)
+    report["adapt_prefilled"] = {name: str(wrapper.parameterValue())
+                                 for name, wrapper in dialog.mainWidget().wrappers.items()
+                                 if name in ("MINUTES", "MODEL", "PRE_IMAGE", "POST_IMAGE", "DEM")}
+    grab(dialog, "adapt_dialog_opened.png")
+    dialog.reject()
+    step(quit_qgis, 500)
 
 
 QTimer.singleShot(300000, lambda: (report["errors"].append("watchdog: 300 s"), quit_qgis()))
