@@ -3,7 +3,7 @@
 import glob
 import os
 
-from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingProvider
 
 from .adapt_model_to_event import AdaptModelToEvent
 from .base import icon, resource_path
@@ -52,7 +52,15 @@ class LandslideMapperProvider(QgsProcessingProvider):
                                                 valuetype=Setting.FILE))
             ProcessingConfig.readSettings()
         self.refreshAlgorithms()
+        # The shipped models find their child algorithms (ours) only once this provider is registered:
+        # load them again then, so that the listed instances have their outputs too.
+        QgsApplication.processingRegistry().providerAdded.connect(self._registered)
         return True
+
+    def _registered(self, provider_id):
+        if provider_id == self.id():
+            QgsApplication.processingRegistry().providerAdded.disconnect(self._registered)
+            self.refreshAlgorithms()
 
     def unload(self):
         """Remove the setting again."""

@@ -243,6 +243,8 @@ def test_the_shipped_model_adapts_then_maps_the_whole_event(qgis_app, event, tmp
     listed = registry.algorithmById("landslidemapper:adaptthenmap")
     assert listed is not None and listed.displayName() == "Adapt model, then map the event"
     assert listed.group() == "Landslide mapping"
+    assert sorted(o.name() for o in listed.outputDefinitions()) == [
+        "adapt:adapted_model", "map:landslides_mapped", "map:mask", "map:probability"]
     scene = event["scene"]
     result = processing.run("landslidemapper:adaptthenmap", {
         "pre_image": scene.pre, "post_image": scene.post, "dem": scene.dem, "landslides": event["landslides"],
