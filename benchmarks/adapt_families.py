@@ -1,17 +1,18 @@
 """Adapting a model to an event from a partial mapping: simulated events of families the base model never saw.
 
 For each event (``python -m training simulate --family ...``) an "analyst" maps
-a strip along the west edge covering at most ``--mapped-fraction`` of the event
-(the inventory's polygons that touch it, and the strip as the area where the
-mapping is complete). ``python -m training adapt`` fine-tunes the base model
+a strip along one edge covering at most ``--mapped-fraction`` of the event
+(the west edge; another when the west strip holds fewer than 10 landslides;
+the polygons that touch it, and the strip as the area where the mapping is complete). ``python -m training adapt`` fine-tunes the base model
 there; the base and the adapted model then map the whole event and are scored
-on the remaining part (everything east of the strip), pixel by pixel, both at
+on the remaining part (everything outside the strip), pixel by pixel, both at
 their card's threshold. Beside them, the change-index baseline (post-minus-pre
 brightness on slopes of at least 10 degrees) at its best threshold on the same
 pixels (an oracle threshold, which flatters it).
 
 The wall time and the peak memory (maximum resident set of the adapt process)
-are measured for every event.
+are measured for every event, and kept in its work folder (``adapt_run.json``):
+a rerun scores an event adapted earlier again without adapting it anew.
 
 Usage::
 
@@ -40,21 +41,57 @@ gdal.UseExceptions()
 ogr.UseExceptions()
 
 
+def _strip(x0, y0, dx, dy, width, height, side, strip_px):
+    """The strip of ``strip_px`` along one edge (west, east, north, south) as a polygon and a test for x, y."""
+    x1, y1 = x0 + width * dx, y0 + height * dy  # dy < 0: y1 is the south edge
+    if side == "west":
+        box = (x0, y1, x0 + strip_px * dx, y0)
+    elif side == "east":
+        box = (x1 - strip_px * dx, y1, x1, y0)
+    elif side == "north":
+        box = (x0, y0 + strip_px * dy, x1, y0)
+    else:
+        box = (x0, y1, x1, y1 - strip_px * dy)
+    ring = ogr.Geometry(ogr.wkbLinearRing)
+    for x, y in ((box[0], box[1]), (box[2], box[1]), (box[2], box[3]), (box[0], box[3]), (box[0], box[1])):
+        ring.AddPoint_2D(x, y)
+    polygon = ogr.Geometry(ogr.wkbPolygon)
+    polygon.AddGeometry(ring)
+    return polygon, box
+
+
+SIDES = ("west", "east", "north", "south")
+MIN_MAPPED = 10
+"""The west strip is mapped when it touches at least this many landslides; otherwise the edge whose strip
+touches the most."""
+
+
 def write_partial_mapping(event_dir: str, fraction: float, out_dir: str):
-    """``area.gpkg`` (the west strip of ``fraction`` of the event) and ``landslides.gpkg`` (inventory polygons
-    touching it); returns the strip's east edge (x) in the event's CRS and the fraction of the event it covers."""
+    """``area.gpkg`` (a strip of ``fraction`` of the event along the west edge, or along the edge whose strip
+    touches the most inventory polygons when the west one touches fewer than :data:`MIN_MAPPED`) and
+    ``landslides.gpkg`` (the inventory polygons touching it).
+
+    Returns ``(box, side, covered fraction, polygons kept)``; ``box`` is the strip's (x_min, y_min, x_max, y_max).
+    """
     post = gdal.Open(os.path.join(event_dir, "post.tif"))
     x0, dx, _, y0, _, dy = post.GetGeoTransform()
     width, height = post.RasterXSize, post.RasterYSize
-    strip_px = int(np.floor(fraction * width))
-    x_east = x0 + strip_px * dx
+    inventory = ogr.Open(os.path.join(event_dir, "inventory.gpkg"))
+    source = inventory.GetLayer(0)
+    geometries = [feature.GetGeometryRef().Clone() for feature in source]
+    best = None
+    for side in SIDES:
+        across = width if side in ("west", "east") else height
+        strip_px = int(np.floor(fraction * across))
+        polygon, box = _strip(x0, y0, dx, dy, width, height, side, strip_px)
+        touching = [g for g in geometries if g.Intersects(polygon)]
+        if best is None or len(touching) > len(best[3]):
+            best = (side, polygon, box, touching, strip_px / across)
+        if side == "west" and len(touching) >= MIN_MAPPED:
+            break
+    side, strip, box, touching, covered = best
     srs = osr.SpatialReference(wkt=post.GetProjection())
     os.makedirs(out_dir, exist_ok=True)
-    ring = ogr.Geometry(ogr.wkbLinearRing)
-    for x, y in ((x0, y0), (x_east, y0), (x_east, y0 + height * dy), (x0, y0 + height * dy), (x0, y0)):
-        ring.AddPoint_2D(x, y)
-    strip = ogr.Geometry(ogr.wkbPolygon)
-    strip.AddGeometry(ring)
     driver = ogr.GetDriverByName("GPKG")
     for name in ("area.gpkg", "landslides.gpkg"):
         if os.path.exists(os.path.join(out_dir, name)):
@@ -65,19 +102,14 @@ def write_partial_mapping(event_dir: str, fraction: float, out_dir: str):
     feature.SetGeometry(strip)
     layer.CreateFeature(feature)
     area = None
-    inventory = ogr.Open(os.path.join(event_dir, "inventory.gpkg"))
-    source = inventory.GetLayer(0)
     out = driver.CreateDataSource(os.path.join(out_dir, "landslides.gpkg"))
     out_layer = out.CreateLayer("landslides", srs=source.GetSpatialRef(), geom_type=ogr.wkbMultiPolygon)
-    kept = 0
-    for feature in source:
-        if feature.GetGeometryRef().Intersects(strip):
-            copy = ogr.Feature(out_layer.GetLayerDefn())
-            copy.SetGeometry(ogr.ForceToMultiPolygon(feature.GetGeometryRef().Clone()))
-            out_layer.CreateFeature(copy)
-            kept += 1
+    for geometry in touching:
+        copy = ogr.Feature(out_layer.GetLayerDefn())
+        copy.SetGeometry(ogr.ForceToMultiPolygon(geometry))
+        out_layer.CreateFeature(copy)
     out = None
-    return x_east, strip_px / width, kept
+    return box, side, covered, len(touching)
 
 
 def run_adapt(event_dir: str, work: str, base_model: str, minutes: float, python: str, seed: int):
@@ -125,11 +157,14 @@ def truth_on(probability_tif: str, event_dir: str) -> np.ndarray:
     return target.ReadAsArray() == 1
 
 
-def east_of(probability_tif: str, x_east: float) -> np.ndarray:
+def outside_box(probability_tif: str, box) -> np.ndarray:
+    """Pixels whose centre lies outside the mapped strip: the rest of the event, where scores are measured."""
     dataset = gdal.Open(probability_tif)
-    x0, dx, _, _, _, _ = dataset.GetGeoTransform()
-    centres = x0 + (np.arange(dataset.RasterXSize) + 0.5) * dx
-    return np.broadcast_to(centres[None, :] > x_east, (dataset.RasterYSize, dataset.RasterXSize))
+    x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
+    xs = x0 + (np.arange(dataset.RasterXSize) + 0.5) * dx
+    ys = y0 + (np.arange(dataset.RasterYSize) + 0.5) * dy
+    inside = ((xs[None, :] > box[0]) & (xs[None, :] < box[2]) & (ys[:, None] > box[1]) & (ys[:, None] < box[3]))
+    return ~inside
 
 
 def baseline_mcc(event_dir: str, probability_tif: str, truth: np.ndarray, where: np.ndarray) -> float:
@@ -167,18 +202,12 @@ def rescore_baselines(args) -> int:
     for row, event_dir in zip(summary["events"], args.events):
         assert row["event"] == os.path.basename(os.path.normpath(event_dir)), (row["event"], event_dir)
         base_tif = os.path.join(args.work, row["event"], "base.tif")
-        x_east = _strip_east(os.path.join(args.work, row["event"], "area.gpkg"))
-        truth, where = truth_on(base_tif, event_dir), east_of(base_tif, x_east)
+        truth, where = truth_on(base_tif, event_dir), outside_box(base_tif, row["mapped_box"])
         row["baseline_best_threshold_mcc"] = round(baseline_mcc(event_dir, base_tif, truth, where), 4)
         print(row["event"], row["baseline_best_threshold_mcc"])
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
     return 0
-
-
-def _strip_east(area_gpkg: str) -> float:
-    source = ogr.Open(area_gpkg)
-    return source.GetLayer(0).GetExtent()[1]
 
 
 def main(argv=None) -> int:
@@ -202,24 +231,34 @@ def main(argv=None) -> int:
     for event_dir in args.events:
         name = os.path.basename(os.path.normpath(event_dir))
         work = os.path.join(args.work, name)
-        x_east, covered, kept = write_partial_mapping(event_dir, args.mapped_fraction, work)
-        result, wall, peak_mb = run_adapt(event_dir, work, args.base_model, args.minutes, args.python, seed=0)
+        box, side, covered, kept = write_partial_mapping(event_dir, args.mapped_fraction, work)
+        measured = os.path.join(work, "adapt_run.json")
+        if os.path.exists(measured) and os.path.exists(os.path.join(work, "adapted.onnx")):  # adapted earlier
+            with open(measured, encoding="utf-8") as handle:
+                run = json.load(handle)
+        else:
+            result, wall, peak_mb = run_adapt(event_dir, work, args.base_model, args.minutes, args.python, seed=0)
+            run = {"result": result, "wall_s": round(wall, 1), "peak_rss_mb": round(peak_mb)}
+            with open(measured, "w", encoding="utf-8") as handle:
+                json.dump(run, handle, indent=1)
+        result = run["result"]
         base_tif, adapted_tif = os.path.join(work, "base.tif"), os.path.join(work, "adapted.tif")
         clouds = os.path.join(event_dir, "clouds.gpkg")
         probability_map(args.base_model, event_dir, base_tif, clouds)
         probability_map(os.path.join(work, "adapted.onnx"), event_dir, adapted_tif, clouds)
         truth = truth_on(base_tif, event_dir)
-        where = east_of(base_tif, x_east)
-        row = {"event": name, "mapped_fraction": round(covered, 4), "mapped_landslides": kept,
-               "adapt_wall_s": round(wall, 1), "adapt_peak_rss_mb": round(peak_mb, 0),
+        where = outside_box(base_tif, box)
+        row = {"event": name, "mapped_side": side, "mapped_box": [round(v, 2) for v in box],
+               "mapped_fraction": round(covered, 4), "mapped_landslides": kept,
+               "adapt_wall_s": run["wall_s"], "adapt_peak_rss_mb": run["peak_rss_mb"],
                "adapt_steps": result["steps"], "validation": result["scores"],
                "base": score(base_tif, base_threshold, truth, where),
                "adapted": score(adapted_tif, result["threshold"], truth, where),
                "baseline_best_threshold_mcc": round(baseline_mcc(event_dir, base_tif, truth, where), 4)}
         rows.append(row)
-        print(f"{name}: mapped {covered:.1%} ({kept} landslides); base MCC {row['base']['mcc']:.3f} -> adapted "
-              f"{row['adapted']['mcc']:.3f} on the rest (baseline {row['baseline_best_threshold_mcc']:.3f}); "
-              f"{wall:.0f} s, peak {peak_mb:.0f} MB", flush=True)
+        print(f"{name}: mapped the {side} {covered:.1%} ({kept} landslides); base MCC {row['base']['mcc']:.3f} -> "
+              f"adapted {row['adapted']['mcc']:.3f} on the rest (baseline {row['baseline_best_threshold_mcc']:.3f}); "
+              f"{run['wall_s']:.0f} s, peak {run['peak_rss_mb']:.0f} MB", flush=True)
     pooled = {}
     for which in ("base", "adapted"):
         counts = np.sum([[r[which][k] for k in ("tp", "fp", "fn", "tn")] for r in rows], axis=0)
