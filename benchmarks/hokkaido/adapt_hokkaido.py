@@ -44,7 +44,8 @@ def adapt_landslides(out_path: str, parts: str = sh.DEFAULT_PARTS, reference: st
     part_layer = part_source.GetLayerByName("adapt")
     scar_source = ogr.Open(reference)
     scars = scar_source.GetLayerByName("scars")
-    part = part_layer.GetNextFeature().GetGeometryRef().Clone()
+    part_feature = part_layer.GetNextFeature()  # kept: its geometry lives only as long as the feature
+    part = part_feature.GetGeometryRef().Clone()
     transform = osr.CoordinateTransformation(part_layer.GetSpatialRef(), scars.GetSpatialRef())
     part.Transform(transform)
     driver = ogr.GetDriverByName("GPKG")
