@@ -17,7 +17,6 @@ Command line: ``python -m training adapt`` (``--help``). It prints
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -39,6 +38,8 @@ from model.errors import CancelledError
 from model.metrics import Confusion, mcc_of_counts, threshold_counts
 from model.preprocess import model_inputs
 from model.terrain import HALO_PX, terrain_features
+
+from .original_h5 import sha256_of  # numpy only (h5py is imported where a file is read)
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 EXPORT_RESERVE_S = 25.0
@@ -65,14 +66,6 @@ class AdaptationResult:
     tiles: int
     seconds: float
     card: ModelCard
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class TileSampler:
@@ -181,7 +174,7 @@ def adapted_card(base: ModelCard, request: AdaptationRequest, plan: AdaptationPl
              "area": os.path.basename(request.area.path)}
     provenance = {
         "adapted_from": {"name": base.name, "file": os.path.basename(request.base_model),
-                         "sha256": file_sha256(request.base_model), "threshold": base.threshold,
+                         "sha256": sha256_of(request.base_model), "threshold": base.threshold,
                          "trained_on": base.provenance.get("trained_on", "")},
         "adapted_on": dict(event, area_km2=round(plan.km2(plan.area_px), 3), landslides=plan.landslides_used,
                            landslide_km2=round(plan.km2(plan.landslide_px), 4),
