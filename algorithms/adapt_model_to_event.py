@@ -16,48 +16,32 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
 )
 
 from ..model.adaptation_inputs import AdaptationRequest, check_adaptation
 from ..model.errors import LandslideMapperError
-from ..model.preprocess import RADIOMETRIES
-from ..model.session import onnxruntime_missing_reason
 from .base import LandslideAlgorithm, processing_error
 from .default_model import default_model_path
-from .inputs import optional_raster_input, optional_vector_input, parse_bands, raster_input, work_dir
-from .map_event_landslides import DEFAULT_MASK_BUFFER_M, RADIOMETRY_LABELS
+from .event_inputs import EventInputs
+from .inputs import optional_raster_input, optional_vector_input, raster_input, work_dir
 from .naming import parameter_label
 from .trainer_process import SETTING_PYTHON_LABEL, run_trainer, trainer_python
 
 DEFAULT_MINUTES = 10.0
 
 
-class AdaptModelToEvent(LandslideAlgorithm):
+class AdaptModelToEvent(EventInputs, LandslideAlgorithm):
     """Fine-tune a carded model on the landslides an analyst mapped in part of one event."""
 
-    PRE_IMAGE = "PRE_IMAGE"
-    POST_IMAGE = "POST_IMAGE"
-    DEM = "DEM"
-    RADIOMETRY = "RADIOMETRY"
     LANDSLIDES = "LANDSLIDES"
     AREA = "AREA"
-    MASK_POLYGONS = "MASK_POLYGONS"
-    MASK_RASTER = "MASK_RASTER"
-    MASK_BUFFER = "MASK_BUFFER"
     MODEL = "MODEL"
     MINUTES = "MINUTES"
-    PRE_BANDS = "PRE_BANDS"
-    POST_BANDS = "POST_BANDS"
-    DEM_BAND = "DEM_BAND"
     SEED = "SEED"
     OUTPUT = "OUTPUT"
     MCC = "MCC"
@@ -68,6 +52,7 @@ class AdaptModelToEvent(LandslideAlgorithm):
     BASE_MCC = "BASE_MCC"
 
     HELP_ANCHOR = "adapt-model-to-event"
+    NEEDS_ONNXRUNTIME = True  # the checks read the base model
     TAGS = ("landslide", "landslides", "fine-tune", "fine-tuning", "transfer learning", "adapt", "train", "training",
             "deep learning", "cnn", "resunet", "onnx", "event", "inventory")
 
@@ -84,33 +69,15 @@ class AdaptModelToEvent(LandslideAlgorithm):
         return self.tr("Fine-tunes a landslide model on the landslides you mapped in part of one event, so that it "
                        "maps the rest of that event better; writes a new ONNX model with its scores.")
 
-    def group(self):
-        """Toolbox group."""
-        return self.tr("Landslide mapping")
-
-    def groupId(self):  # noqa: N802 (QGIS API name)
-        """Stable group id."""
-        return "landslidemapping"
-
-    def canExecute(self):  # noqa: N802 (QGIS API name)
-        """The checks read the base model with onnxruntime."""
-        reason = onnxruntime_missing_reason()
-        return (False, reason) if reason else (True, "")
-
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         """Parameters as in *Map event landslides*, plus the analyst's mapping, the budget and the output model."""
-        self.addParameter(QgsProcessingParameterRasterLayer(self.PRE_IMAGE, self.tr("Pre-event image")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.POST_IMAGE, self.tr("Post-event image")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, self.tr("Elevation model (DEM, metres)")))
-        self.addParameter(QgsProcessingParameterEnum(self.RADIOMETRY, self.tr("Image type"),
-                                                     options=list(RADIOMETRY_LABELS), defaultValue=0))
+        for parameter in self.event_parameters():
+            self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.LANDSLIDES, self.tr("Landslides you mapped (polygons)"), [QgsProcessing.TypeVectorPolygon]))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.AREA, self.tr("Area where your mapping is complete (polygons)"), [QgsProcessing.TypeVectorPolygon]))
-        self.addParameter(QgsProcessingParameterFeatureSource(
-            self.MASK_POLYGONS, self.tr("Clouds and snow to leave out (polygons)"), [QgsProcessing.TypeVectorPolygon],
-            optional=True))
+        self.addParameter(self.mask_polygons_parameter())
         default_model = default_model_path()
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Base model (ONNX file with a model card; empty: the default model)"),
@@ -118,17 +85,7 @@ class AdaptModelToEvent(LandslideAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.MINUTES, self.tr("Time budget, start to adapted model (minutes)"), QgsProcessingParameterNumber.Double,
             DEFAULT_MINUTES, minValue=0.5, maxValue=24 * 60.0))
-        advanced = (
-            QgsProcessingParameterRasterLayer(
-                self.MASK_RASTER, self.tr("Clouds and snow to leave out (raster: non-zero = leave out)"), optional=True),
-            QgsProcessingParameterNumber(
-                self.MASK_BUFFER, self.tr("Also leave out this far around clouds and snow (m)"),
-                QgsProcessingParameterNumber.Double, DEFAULT_MASK_BUFFER_M, optional=True, minValue=0.0, maxValue=5000.0),
-            QgsProcessingParameterString(self.PRE_BANDS, self.tr("Pre-event image: red, green, blue band numbers"),
-                                         "1,2,3", optional=True),
-            QgsProcessingParameterString(self.POST_BANDS, self.tr("Post-event image: red, green, blue band numbers"),
-                                         "1,2,3", optional=True),
-            QgsProcessingParameterBand(self.DEM_BAND, self.tr("DEM band"), 1, self.DEM, optional=True),
+        advanced = self.event_advanced_parameters() + (
             QgsProcessingParameterNumber(self.SEED, self.tr("Random seed (validation split and training)"),
                                          QgsProcessingParameterNumber.Integer, 0, optional=True, minValue=0),
         )
@@ -147,36 +104,26 @@ class AdaptModelToEvent(LandslideAlgorithm):
         ):
             self.addOutput(QgsProcessingOutputNumber(name, self.tr(description)))
 
-    def _bands(self, parameters, context, name, count):
-        value = parameters.get(name)
-        if value in (None, ""):
-            value = self.parameterDefinition(name).defaultValue()
-        elif not isinstance(value, (list, tuple)):
-            value = self.parameterAsString(parameters, name, context)
-        return parse_bands(value, count, parameter_label(self, name))
-
     def _request(self, parameters, context, feedback):
         """The core request; raises QgsProcessingException on unusable parameters."""
         model = self.parameterAsFile(parameters, self.MODEL, context) or default_model_path()
         if not model:
             raise QgsProcessingException(f"{parameter_label(self, self.MODEL)}: no base model given and no default "
                                          "model is installed; choose an ONNX model file.")
-        dem_band = self.parameterAsInt(parameters, self.DEM_BAND, context) if parameters.get(self.DEM_BAND) else 1
-        buffer_m = DEFAULT_MASK_BUFFER_M if parameters.get(self.MASK_BUFFER) in (None, "") else \
-            self.parameterAsDouble(parameters, self.MASK_BUFFER, context)
         return AdaptationRequest(
             base_model=model,
-            pre=raster_input(self, parameters, context, self.PRE_IMAGE, self._bands(parameters, context, self.PRE_BANDS, 3),
+            pre=raster_input(self, parameters, context, self.PRE_IMAGE, self.band_numbers(parameters, context, self.PRE_BANDS),
                              parameter_label(self, self.PRE_BANDS)),
             post=raster_input(self, parameters, context, self.POST_IMAGE,
-                              self._bands(parameters, context, self.POST_BANDS, 3), parameter_label(self, self.POST_BANDS)),
-            dem=raster_input(self, parameters, context, self.DEM, (dem_band,), parameter_label(self, self.DEM_BAND)),
+                              self.band_numbers(parameters, context, self.POST_BANDS),
+                              parameter_label(self, self.POST_BANDS)),
+            dem=self.dem_input(parameters, context),
             landslides=optional_vector_input(self, parameters, context, self.LANDSLIDES, feedback),
             area=optional_vector_input(self, parameters, context, self.AREA, feedback),
-            radiometry=RADIOMETRIES[self.parameterAsEnum(parameters, self.RADIOMETRY, context)],
+            radiometry=self.radiometry(parameters, context),
             mask_raster=optional_raster_input(self, parameters, context, self.MASK_RASTER),
             mask_polygons=optional_vector_input(self, parameters, context, self.MASK_POLYGONS, feedback),
-            mask_buffer_m=buffer_m,
+            mask_buffer_m=self.mask_buffer_m(parameters, context),
             minutes=self.parameterAsDouble(parameters, self.MINUTES, context),
             seed=self.parameterAsInt(parameters, self.SEED, context) if parameters.get(self.SEED) not in (None, "") else 0,
         )

@@ -8,6 +8,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..model.errors import LandslideMapperError
+from ..model.session import onnxruntime_missing_reason
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESOURCES_DIR = os.path.join(PLUGIN_DIR, "resources")
@@ -70,15 +71,30 @@ def processing_error(error):
 class LandslideAlgorithm(QgsProcessingAlgorithm):
     """Base of the plugin's algorithms (subclasses QgsProcessingAlgorithm directly).
 
-    Subclasses set ``TAGS`` (Toolbox search words) and ``HELP_ANCHOR`` (the README section).
+    Subclasses set ``TAGS`` (Toolbox search words), ``HELP_ANCHOR`` (the README section) and
+    ``NEEDS_ONNXRUNTIME`` (refused, with the fix, while onnxruntime is missing). All live in one Toolbox group.
     """
 
     TAGS = ()
     HELP_ANCHOR = ""
+    NEEDS_ONNXRUNTIME = False
 
     def tr(self, text):
         """Translate ``text`` in the plugin's context."""
         return QCoreApplication.translate("LandslideMapper", text)
+
+    def group(self):
+        """Toolbox group."""
+        return self.tr("Landslide mapping")
+
+    def groupId(self):  # noqa: N802 (QGIS API name)
+        """Stable group id."""
+        return "landslidemapping"
+
+    def canExecute(self):  # noqa: N802 (QGIS API name)
+        """Refuse to run, with the fix, when the algorithm needs onnxruntime and it is missing."""
+        reason = onnxruntime_missing_reason() if self.NEEDS_ONNXRUNTIME else None
+        return (False, reason) if reason else (True, "")
 
     def createInstance(self):  # noqa: N802 (QGIS API name)
         """A fresh instance per run."""

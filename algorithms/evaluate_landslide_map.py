@@ -61,14 +61,6 @@ class EvaluateLandslideMap(LandslideAlgorithm):
         """Name in the Toolbox."""
         return self.tr("Evaluate landslide map")
 
-    def group(self):
-        """Toolbox group."""
-        return self.tr("Landslide mapping")
-
-    def groupId(self):  # noqa: N802 (QGIS API name)
-        """Stable group id."""
-        return "landslidemapping"
-
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         """Declare parameters and outputs."""
         polygons = [QgsProcessing.TypeVectorPolygon]

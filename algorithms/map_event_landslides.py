@@ -19,12 +19,9 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
-    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
     QgsProviderRegistry,
     QgsWkbTypes,
 )
@@ -33,15 +30,14 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..model.errors import LandslideMapperError, RuntimeDependencyError
 from ..model.pipeline import DEFAULT_MAX_WINDOWS, DEFAULT_WINDOW_PX, MappingRequest, check_request, map_landslides
-from ..model.preprocess import RADIOMETRIES
-from ..model.session import EXECUTION_PROVIDERS, choose_providers, import_onnxruntime, onnxruntime_missing_reason
+from ..model.session import EXECUTION_PROVIDERS, choose_providers, import_onnxruntime
 from .base import FeedbackAdapter, LandslideAlgorithm, processing_error
 from .default_model import default_card_values, default_model_path
+from .event_inputs import EventInputs
 from .inputs import (
     optional_extent,
     optional_raster_input,
     optional_vector_input,
-    parse_bands,
     raster_destination,
     raster_input,
     work_dir,
@@ -49,12 +45,6 @@ from .inputs import (
 from .naming import parameter_label
 from .styling import LoadOrder, apply_style_on_load
 
-RADIOMETRY_LABELS = (
-    "Detect: 8-bit images as RGB photos, others as Sentinel-2 L2A",
-    "8-bit RGB (values 0-255)",
-    "Sentinel-2 L2A (reflectance x 10000)",
-    "Sentinel-2 L2A from 2022 on (baseline 04.00+, values offset by 1000)",
-)
 EXECUTION_PROVIDER_LABELS = (
     "Automatic: a GPU when onnxruntime offers one, else the CPU",
     "CPU only",
@@ -62,28 +52,13 @@ EXECUTION_PROVIDER_LABELS = (
     "Windows GPU (DirectML; needs onnxruntime-directml)",
     "Apple (CoreML)",
 )
-DEFAULT_MASK_BUFFER_M = 50.0
-"""Measured in benchmarks/bench_mask_buffer.py (README, "Clouds and snow"): removes most false alarms
-along cloud edges at a small cost in recall."""
-
-
-class MapEventLandslides(LandslideAlgorithm):
+class MapEventLandslides(EventInputs, LandslideAlgorithm):
     """Map the landslides of one event with a carded ONNX model."""
 
-    PRE_IMAGE = "PRE_IMAGE"
-    PRE_BANDS = "PRE_BANDS"
-    POST_IMAGE = "POST_IMAGE"
-    POST_BANDS = "POST_BANDS"
     # The first release had one parameter per colour; still accepted (hidden) so old scripts and models run.
     LEGACY_PRE_BANDS = ("PRE_RED_BAND", "PRE_GREEN_BAND", "PRE_BLUE_BAND")
     LEGACY_POST_BANDS = ("POST_RED_BAND", "POST_GREEN_BAND", "POST_BLUE_BAND")
-    DEM = "DEM"
-    DEM_BAND = "DEM_BAND"
-    RADIOMETRY = "RADIOMETRY"
     EXTENT = "EXTENT"
-    MASK_RASTER = "MASK_RASTER"
-    MASK_POLYGONS = "MASK_POLYGONS"
-    MASK_BUFFER = "MASK_BUFFER"
     MODEL = "MODEL"
     THRESHOLD = "THRESHOLD"
     MIN_AREA_M2 = "MIN_AREA_M2"
@@ -103,6 +78,7 @@ class MapEventLandslides(LandslideAlgorithm):
     GRID_CRS = "GRID_CRS"
 
     HELP_ANCHOR = "map-event-landslides"
+    NEEDS_ONNXRUNTIME = True
     TAGS = ("landslide", "landslides", "earthquake", "storm", "typhoon", "rainfall", "disaster", "change detection",
             "pre-event", "post-event", "deep learning", "cnn", "resunet", "onnx", "sentinel-2", "dem", "mapping")
 
@@ -119,33 +95,11 @@ class MapEventLandslides(LandslideAlgorithm):
         return self.tr("Maps the landslides an earthquake or storm triggered, from a pre-event image, a post-event "
                        "image and a DEM, with a convolutional network (ONNX).")
 
-    def group(self):
-        """Toolbox group."""
-        return self.tr("Landslide mapping")
-
-    def groupId(self):  # noqa: N802 (QGIS API name)
-        """Stable group id."""
-        return "landslidemapping"
-
-    def canExecute(self):  # noqa: N802 (QGIS API name)
-        """Refuse to run, with the fix, when onnxruntime is missing."""
-        reason = onnxruntime_missing_reason()
-        return (False, reason) if reason else (True, "")
-
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         """Declare parameters and outputs: what most runs need first, the rest under Advanced."""
-        self.addParameter(QgsProcessingParameterRasterLayer(self.PRE_IMAGE, self.tr("Pre-event image")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.POST_IMAGE, self.tr("Post-event image")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, self.tr("Elevation model (DEM, metres)")))
-        self.addParameter(
-            QgsProcessingParameterEnum(self.RADIOMETRY, self.tr("Image type"), options=list(RADIOMETRY_LABELS), defaultValue=0)
-        )
-        self.addParameter(
-            QgsProcessingParameterFeatureSource(
-                self.MASK_POLYGONS, self.tr("Clouds and snow to leave out (polygons)"), [QgsProcessing.TypeVectorPolygon],
-                optional=True,
-            )
-        )
+        for parameter in self.event_parameters():
+            self.addParameter(parameter)
+        self.addParameter(self.mask_polygons_parameter())
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to map"), optional=True))
         default_model = default_model_path()
         self.addParameter(
@@ -180,18 +134,7 @@ class MapEventLandslides(LandslideAlgorithm):
 
     def _add_advanced_parameters(self):
         # Optional with a default: QGIS 3.22 refuses a missing value of a non-optional parameter even with a default.
-        advanced = (
-            QgsProcessingParameterRasterLayer(
-                self.MASK_RASTER, self.tr("Clouds and snow to leave out (raster: non-zero = leave out)"), optional=True),
-            # Optional with a default: QGIS 3.22's modeler refuses a child whose non-optional number is left unset.
-            QgsProcessingParameterNumber(
-                self.MASK_BUFFER, self.tr("Also leave out this far around clouds and snow (m)"),
-                QgsProcessingParameterNumber.Double, DEFAULT_MASK_BUFFER_M, optional=True, minValue=0.0, maxValue=5000.0),
-            QgsProcessingParameterString(self.PRE_BANDS, self.tr("Pre-event image: red, green, blue band numbers"),
-                                         "1,2,3", optional=True),
-            QgsProcessingParameterString(self.POST_BANDS, self.tr("Post-event image: red, green, blue band numbers"),
-                                         "1,2,3", optional=True),
-            QgsProcessingParameterBand(self.DEM_BAND, self.tr("DEM band"), 1, self.DEM, optional=True),
+        advanced = self.event_advanced_parameters() + (
             QgsProcessingParameterEnum(self.EXECUTION_PROVIDER, self.tr("Run the network on"),
                                        options=list(EXECUTION_PROVIDER_LABELS), defaultValue=0, optional=True),
             QgsProcessingParameterNumber(self.WINDOW_SIZE, self.tr("Window size (px, rounded up to the model's multiple)"),
@@ -226,12 +169,7 @@ class MapEventLandslides(LandslideAlgorithm):
                 given = parameters.get(name) not in (None, "")
                 values.append(self.parameterAsInt(parameters, name, context) if given else default)
             return tuple(values), f"{label.split(' (')[0]} ({'/'.join(legacy_names)})"
-        value = parameters.get(bands_name)
-        if value in (None, ""):
-            value = self.parameterDefinition(bands_name).defaultValue()
-        elif not isinstance(value, (list, tuple)):
-            value = self.parameterAsString(parameters, bands_name, context)
-        return parse_bands(value, 3, label), label
+        return self.band_numbers(parameters, context, bands_name), label
 
     def _execution_provider(self, parameters, context):
         """The provider choice; a GPU provider this onnxruntime does not offer is refused naming the parameter."""
@@ -265,15 +203,12 @@ class MapEventLandslides(LandslideAlgorithm):
                 "choose an ONNX model file.")
         pre_bands, pre_label = self._bands(parameters, context, self.PRE_BANDS, self.LEGACY_PRE_BANDS)
         post_bands, post_label = self._bands(parameters, context, self.POST_BANDS, self.LEGACY_POST_BANDS)
-        dem_band = self.parameterAsInt(parameters, self.DEM_BAND, context) if parameters.get(self.DEM_BAND) else 1
-        buffer_m = DEFAULT_MASK_BUFFER_M if parameters.get(self.MASK_BUFFER) in (None, "") else \
-            self.parameterAsDouble(parameters, self.MASK_BUFFER, context)
         return MappingRequest(
             model_path=model,
             pre=raster_input(self, parameters, context, self.PRE_IMAGE, pre_bands, pre_label),
             post=raster_input(self, parameters, context, self.POST_IMAGE, post_bands, post_label),
-            dem=raster_input(self, parameters, context, self.DEM, (dem_band,), parameter_label(self, self.DEM_BAND)),
-            radiometry=RADIOMETRIES[self.parameterAsEnum(parameters, self.RADIOMETRY, context)],
+            dem=self.dem_input(parameters, context),
+            radiometry=self.radiometry(parameters, context),
             extent=optional_extent(self, parameters, context, self.EXTENT),
             mask_raster=optional_raster_input(self, parameters, context, self.MASK_RASTER),
             mask_polygons=optional_vector_input(self, parameters, context, self.MASK_POLYGONS, feedback) if with_outputs else None,
@@ -281,7 +216,7 @@ class MapEventLandslides(LandslideAlgorithm):
             mask_path=raster_destination(self, parameters, context, self.OUTPUT_MASK) if with_outputs else None,
             threshold=self._card_value(parameters, context, self.THRESHOLD, model, 0),
             min_area_m2=self._card_value(parameters, context, self.MIN_AREA_M2, model, 1),
-            mask_buffer_m=buffer_m,
+            mask_buffer_m=self.mask_buffer_m(parameters, context),
             execution_provider=self._execution_provider(parameters, context),
             window_px=self.parameterAsInt(parameters, self.WINDOW_SIZE, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),

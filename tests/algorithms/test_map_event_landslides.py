@@ -341,7 +341,7 @@ def test_nodata_and_cloud_masks_are_nodata_everywhere(qgis_app, tmp_path, red_mo
 
 
 def test_cloud_masks_are_buffered_by_default_and_image_nodata_is_not(qgis_app, tmp_path, red_model, out_dir):
-    from landslide_mapper.algorithms.map_event_landslides import DEFAULT_MASK_BUFFER_M
+    from landslide_mapper.algorithms.event_inputs import DEFAULT_MASK_BUFFER_M
     from landslide_mapper.model.mask_buffer import dilate_disk
 
     scene, pre_path, cloud_path, polygons_path, _ = _masked_scene(tmp_path)
