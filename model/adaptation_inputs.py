@@ -90,10 +90,20 @@ class AdaptationPlan:
     col: int
     rows: int
     cols: int
-    area_px: int
-    landslide_px: int
+    inside: np.ndarray
+    """(rows, cols) bool: the area, burnt on the block."""
+    landslide: np.ndarray
+    """(rows, cols) bool: the mapped landslides inside the area."""
     landslides_used: int
     notes: List[str] = field(default_factory=list)
+
+    @property
+    def area_px(self) -> int:
+        return int(self.inside.sum())
+
+    @property
+    def landslide_px(self) -> int:
+        return int(self.landslide.sum())
 
     @property
     def card(self) -> ModelCard:
@@ -170,7 +180,7 @@ def check_adaptation(request: AdaptationRequest, tile_px: int = TILE_PX) -> Adap
             f"({MAX_AREA_PX} px): map a smaller area, a few km² are enough.")
     inside = area.burn(grid, row0, col0, rows, cols)
     landslide = landslides.burn(grid, row0, col0, rows, cols) & inside
-    plan = AdaptationPlan(run, row0, col0, rows, cols, int(inside.sum()), int(landslide.sum()), landslides.used)
+    plan = AdaptationPlan(run, row0, col0, rows, cols, inside, landslide, landslides.used)
     if plan.area_px < tile_px * tile_px:
         raise InputDataError(
             f"The mapped area covers {plan.km2(plan.area_px):.2f} km² of the inputs, less than one adaptation tile "
@@ -245,10 +255,6 @@ def read_mapped_area(request: AdaptationRequest, plan: AdaptationPlan,
         sources = EventSources(mapping, plan.grid, plan.run.dem_metres_per_unit)
         sources.measure_scene(card, raise_if_cancelled, log)
         pre8, post8, dem, valid = sources.read_layers(plan.row, plan.col, plan.rows, plan.cols, card)
-    area = read_polygons(request.area, plan.grid, "mapped area")
-    landslides = read_polygons(request.landslides, plan.grid, "mapped landslides")
-    inside = area.burn(plan.grid, plan.row, plan.col, plan.rows, plan.cols)
-    landslide = landslides.burn(plan.grid, plan.row, plan.col, plan.rows, plan.cols) & inside
-    validation = validation_blocks(inside, landslide, request.validation_fraction, request.seed)
+    validation = validation_blocks(plan.inside, plan.landslide, request.validation_fraction, request.seed)
     return MappedArea(pre8.astype(np.float32), post8.astype(np.float32), dem.astype(np.float32), valid,
-                      landslide, inside, validation)
+                      plan.landslide, plan.inside, validation)
