@@ -96,6 +96,14 @@ NORMALISATION_NONE = "none"
 NORMALISATION_SCENE = "scene_dark_median"
 NORMALISATION_METHODS = (NORMALISATION_NONE, NORMALISATION_SCENE)
 
+TTA_NONE = "none"
+TTA_FLIPS = "flips"
+TTA_DIHEDRAL = "dihedral"
+TTA_MODES = (TTA_NONE, TTA_FLIPS, TTA_DIHEDRAL)
+"""``test_time_augmentation``: the network runs once per window (none), on the window and its three flips
+(flips: up-down, left-right, both), or on all eight symmetries of the square (dihedral), and the probabilities
+are averaged (:mod:`model.orientations`)."""
+
 
 @dataclass(frozen=True)
 class ImageNormalisation:
@@ -139,6 +147,9 @@ class ModelCard:
             converting Sentinel-2 L2A values to 8-bit (2000 as in ESA's L2A TCI).
         image_normalisation: Scene-adaptive normalisation of both images
             (absent in older cards: none).
+        test_time_augmentation: One of :data:`TTA_MODES` (absent in older
+            cards: none): the probability of a window is the mean over its
+            flipped copies; costs one network run per copy.
         provenance: Free-form facts: trained_on, training_events, created, ...
         metrics: Measured scores (mcc, f1, precision, recall) and evaluated_on.
         schema_version: Version of this card format.
@@ -158,6 +169,7 @@ class ModelCard:
     terrain: TerrainRecipe = field(default_factory=TerrainRecipe)
     reflectance_saturation: float = REFLECTANCE_SATURATION
     image_normalisation: ImageNormalisation = field(default_factory=ImageNormalisation)
+    test_time_augmentation: str = TTA_NONE
     provenance: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
@@ -253,7 +265,7 @@ def card_from_json(text: str) -> ModelCard:
 
 # --------------------------------------------------------------------------- field types and ranges (issue 13)
 
-_TEXT_FIELDS = ("name", "version", "description", "output_name")
+_TEXT_FIELDS = ("name", "version", "description", "output_name", "test_time_augmentation")
 _NUMBER_FIELDS = {  # field: (lowest, highest, lowest allowed itself)
     "gsd_m": (0.0, 1000.0, False),
     "threshold": (-float("inf"), float("inf"), True),  # its range is checked with the card (strictly 0..1)
@@ -372,6 +384,7 @@ _OPTIONAL_SCALARS = (
     "threshold",
     "min_area_m2",
     "reflectance_saturation",
+    "test_time_augmentation",
     "schema_version",
 )
 
@@ -405,6 +418,8 @@ def _check_card(card: ModelCard) -> None:
         (0.0 < card.image_normalisation.reference_value <= 255.0,
          "image_normalisation.reference_value must lie in (0, 255]"),
         (card.image_normalisation.min_valid_pixels >= 1, "image_normalisation.min_valid_pixels must be at least 1"),
+        (card.test_time_augmentation in TTA_MODES,
+         f"test_time_augmentation must be one of {', '.join(TTA_MODES)}"),
     )
     for ok, message in checks:
         if not ok:

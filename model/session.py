@@ -9,6 +9,7 @@ import numpy as np
 
 from .card import ModelCard, card_from_metadata, check_card_matches_graph
 from .errors import ModelCardError, RuntimeDependencyError
+from .orientations import predict_averaged
 
 INSTALL_HINT = (
     "In QGIS choose Plugins > Landslide Mapper > Install onnxruntime... (it installs it into a folder of the "
@@ -162,7 +163,7 @@ class LandslideModel:
         return list(self._session.get_providers())
 
     def predict(self, inputs: Dict[str, np.ndarray]) -> np.ndarray:
-        """Landslide probability for a batch.
+        """Landslide probability for a batch (averaged over flipped copies when the card asks for it).
 
         Args:
             inputs: Model-scaled float32 arrays (N, H, W, C) keyed by role
@@ -171,6 +172,9 @@ class LandslideModel:
         Returns:
             float32 array (N, H, W) of probabilities.
         """
+        return predict_averaged(self._run_once, inputs, self.card.test_time_augmentation)
+
+    def _run_once(self, inputs: Dict[str, np.ndarray]) -> np.ndarray:
         feed = {spec.tensor_name: np.ascontiguousarray(inputs[spec.role], dtype=np.float32) for spec in self.card.inputs}
         (output,) = self._session.run([self.card.output_name], feed)
         output = np.asarray(output, dtype=np.float32)

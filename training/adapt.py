@@ -36,6 +36,7 @@ from model.adaptation_inputs import (
 from model.card import ModelCard
 from model.errors import CancelledError
 from model.metrics import Confusion, mcc_of_counts, threshold_counts
+from model.orientations import predict_averaged
 from model.preprocess import model_inputs
 from model.terrain import HALO_PX, terrain_features
 
@@ -134,13 +135,19 @@ class AreaPredictor:
         self.shape = rows, cols
         padded = (-(-rows // multiple) * multiple, -(-cols // multiple) * multiple)
         self.names = {spec.role: spec.tensor_name for spec in card.inputs}
+        self.test_time_augmentation = card.test_time_augmentation
         self.x = {self.names[role]: np.pad(array, ((0, padded[0] - rows), (0, padded[1] - cols), (0, 0)))[None]
                   for role, array in inputs.items()}
 
     def probability(self, network) -> np.ndarray:
-        outputs = network.predict_on_batch(self.x)
-        output = outputs["prediction"] if isinstance(outputs, dict) else outputs[0]
-        return np.asarray(output)[0, : self.shape[0], : self.shape[1], 0]
+        """The probability as the plugin would map it: averaged over the flips the card asks for."""
+        def run_once(x):
+            outputs = network.predict_on_batch(x)
+            output = outputs["prediction"] if isinstance(outputs, dict) else outputs[0]
+            return np.asarray(output)[..., 0]
+
+        probability = predict_averaged(run_once, self.x, self.test_time_augmentation)
+        return probability[0, : self.shape[0], : self.shape[1]]
 
 
 def validation_counts(probability: np.ndarray, area: MappedArea, valid: np.ndarray) -> np.ndarray:
