@@ -141,6 +141,9 @@ def main(argv=None) -> int:
     parser.add_argument("--calibrate", nargs="+", required=True, help="events of families used in training")
     parser.add_argument("--held-out", nargs="+", required=True, help="events of families never used in training")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--write-card", action="store_true",
+                        help="store in each model's card the calibrated threshold and the held-out scores, "
+                             "with the baselines beside them (the card's real-event scores are kept)")
     args = parser.parse_args(argv)
     report: Dict[str, object] = {"what": "simulated events of whole families (training.simulate_families); "
                                          "calibration events are of training families with seeds never trained on",
@@ -191,7 +194,50 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=1)
+    if args.write_card:
+        for model_path in args.models:
+            store_in_card(model_path, report, report["models"][os.path.basename(model_path)])
+            print(f"stored the threshold and the held-out scores in the card of {model_path}")
     return 0
+
+
+def _event_names(paths: List[str]) -> str:
+    return ", ".join(os.path.basename(os.path.normpath(p)) for p in paths)
+
+
+def store_in_card(model_path: str, report: Dict[str, object], entry: Dict[str, object]) -> None:
+    """The card's threshold becomes the calibrated one; its metrics, the held-out scores beside the baselines."""
+    import dataclasses
+
+    from model.card import write_card_to_file
+    from model.session import read_card
+
+    def rounded(scores):
+        return {k: round(float(scores[k]), 4) for k in ("mcc", "f1", "precision", "recall")}
+
+    card = read_card(model_path)
+    threshold = entry["calibrated_threshold"]
+    baselines = report["baselines"]
+    metrics = dict(rounded(entry["held_out_pooled"]))
+    metrics["evaluated_on"] = (
+        f"{len(report['held_out_events'])} simulated events of families no training event came from "
+        f"({_event_names(report['held_out_events'])}; training.simulate_families, whole events, "
+        f"each read with its recorded radiometry, cloud polygons as mask without buffer); "
+        f"pixel counts pooled, threshold {threshold:g}")
+    metrics["per_family"] = {family: rounded(scores) for family, scores in entry["held_out_per_family"].items()}
+    metrics["baseline"] = {
+        "what": f"post-event brightening on slopes >= {BASELINE_SLOPE_DEG:g} degrees at its best threshold on the "
+                "same events (an oracle threshold)",
+        "mcc": round(baselines["held_out_pooled"]["brightening"]["mcc"], 4),
+        "per_family": {family: round(values["brightening"]["mcc"], 4)
+                       for family, values in baselines.items() if family != "held_out_pooled"}}
+    metrics["threshold_calibration"] = {
+        "on": f"{len(report['calibrate_events'])} simulated events of the training families with seeds never "
+              f"trained on ({_event_names(report['calibrate_events'])}); best pooled MCC",
+        "chosen": threshold, "mcc": round(float(entry["calibration"]["mcc"]), 4)}
+    if "real_events" in card.metrics:
+        metrics["real_events"] = card.metrics["real_events"]
+    write_card_to_file(model_path, dataclasses.replace(card, threshold=threshold, metrics=metrics))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Reproduce model/default_model.onnx: simulate the training and unseen events,
+# Reproduce the first default model (landslide-resunet-simulated, shipped until 2026-11-27 as
+# model/default_model.onnx; in the git history): simulate the training and unseen events,
 # build the tile stores, train (resumable: rerun to continue), export, and
-# evaluate on the unseen style. Usage: bash scripts/reproduce_default_model.sh [OUT.onnx]
+# evaluate on the unseen style. Usage: bash scripts/reproduce_simulated_model.sh [OUT.onnx]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=".venv/bin/python"
-OUT="${1:-runs/default_model/default_model.onnx}"
-EVENTS=runs/default_model/events
-CONFIG=runs/default_model/config.toml
+OUT="${1:-runs/simulated_model/simulated_model.onnx}"
+EVENTS=runs/simulated_model/events
+CONFIG=runs/simulated_model/config.toml
 TRAINING_STYLES="temperate_mountains tropical_hills dry_ranges agricultural_hills"
 ENCODINGS=(8bit s2_l2a s2_l2a_offset)
 mkdir -p "$EVENTS"
 
 # 12 training events (3 seeds per style, the three encodings in turn), 3 unseen events.
-cp training/recipes/default_model.toml "$CONFIG"
+cp training/recipes/simulated_model.toml "$CONFIG"
 sed -i 's#^output_dir = .*#output_dir = "."#' "$CONFIG"
 i=0
 for style in $TRAINING_STYLES; do

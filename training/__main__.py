@@ -144,11 +144,15 @@ def cmd_export_weights(args) -> int:
                       tiles_by_kind=state.get("tiles_by_kind", {}), training_seconds=round(state["seconds"]))
     if args.trained_on:
         provenance["trained_on"] = args.trained_on
+    if args.chosen_because:
+        provenance["checkpoint_choice"] = args.chosen_because
     changes = {"provenance": provenance}
     if args.threshold is not None:
         changes["threshold"] = args.threshold
     if args.name:
         changes["name"] = args.name
+    if args.test_time_augmentation:
+        changes["test_time_augmentation"] = args.test_time_augmentation
     card = dataclasses.replace(card, **changes)
     worst = export_onnx(network, card, args.output, overwrite=args.overwrite, tolerance=args.parity_tolerance)
     print(f"wrote {args.output} (onnxruntime vs Keras max difference {worst:.2g})")
@@ -294,6 +298,8 @@ def parser() -> argparse.ArgumentParser:
                         "are then assumed, not checked")
     p.set_defaults(func=cmd_convert_original)
 
+    from model.card import TTA_MODES  # numpy-free module
+
     from .simulate_styles import ENCODINGS, STYLES  # no TensorFlow, no SciPy: keeps --help light
 
     FAMILY_NAMES = ("forested_mountains", "tropical_hills", "agricultural_hills", "semi_arid_ranges",
@@ -320,6 +326,11 @@ def parser() -> argparse.ArgumentParser:
                    help="npz parts written by train_generated --parts-dir, instead of the folder's weights file")
     p.add_argument("--name", default=None)
     p.add_argument("--trained-on", default=None, help="what the model was trained on, in words")
+    p.add_argument("--test-time-augmentation", choices=TTA_MODES, default=None,
+                   help="store in the card: average the probability over the window's flips (flips: 4 runs per "
+                        "window) or all its symmetries (dihedral: 8); default: the folder card's (none)")
+    p.add_argument("--chosen-because", default=None,
+                   help="why this checkpoint was chosen among others, in words (stored as checkpoint_choice)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--parity-tolerance", type=float, default=1e-4)
     p.set_defaults(func=cmd_export_weights)

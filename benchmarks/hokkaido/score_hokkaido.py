@@ -257,6 +257,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--png-dir", help="write <model>_mask_over_post.png here")
     parser.add_argument("--work-dir", help="scratch folder (default: a temporary one)")
+    parser.add_argument("--write-card", action="store_true",
+                        help="store each model's whole-crop scores, beside the brightening baseline's, in its card "
+                             "(metrics.real_events.hokkaido_2018; the card's other metrics are kept)")
     args = parser.parse_args(argv)
 
     loaded = load_reference(args.reference, args.parts)
@@ -331,7 +334,40 @@ def main(argv=None) -> int:
             json.dump(report, handle, indent=1)
     _print_table(report)
     work.cleanup()
+    if args.write_card:
+        for model_path, entry in zip(args.models, report["models"]):
+            store_in_card(model_path, report, entry)
+            print(f"stored the Hokkaido scores in the card of {model_path}")
     return 0
+
+
+def store_in_card(model_path: str, report: dict, entry: dict) -> None:
+    """The whole-crop scores of one model, with the brightening baseline's, as the card's real-event metrics."""
+    import dataclasses
+
+    from model.card import write_card_to_file
+    from model.session import read_card
+
+    card = read_card(model_path)
+    scores = entry["whole_crop"]["at_card_threshold"]
+    baseline = report["baselines"]["brightening"]
+    real = {
+        **{k: scores[k] for k in ("mcc", "f1", "precision", "recall")},
+        "recall_at_precision_0.8": entry["whole_crop"]["recall_at_precision_0.8"]["recall"],
+        "evaluated_on": (
+            f"{report['event']}: the real Sentinel-2 crop, {report['scored_pixels']['whole_crop']} pixels scored "
+            f"against a reference of the fresh scars visible in the post-event image "
+            f"({report['reference']['path']}, sha256 {report['reference']['sha256'][:12]}, "
+            f"{report['reference']['method']}); threshold {entry['threshold']:g}"),
+        "baseline": {
+            "what": f"post-event brightening on slopes >= {baseline['slope_cut_deg']:g} degrees at its best "
+                    "threshold on the crop (an oracle threshold)",
+            "mcc": baseline["whole_crop"]["at_best_mcc_threshold"]["mcc"],
+            "recall_at_precision_0.8": baseline["whole_crop"]["recall_at_precision_0.8"]["recall"]},
+    }
+    metrics = dict(card.metrics)
+    metrics["real_events"] = dict(metrics.get("real_events", {}), hokkaido_2018=real)
+    write_card_to_file(model_path, dataclasses.replace(card, metrics=metrics))
 
 
 def _print_table(report: dict) -> None:

@@ -803,8 +803,8 @@ def test_dialog_layout_defaults_and_discoverability(qgis_app):
     assert len(visible) <= 9 and "band" not in " ".join(visible).lower()
     assert definitions["PRE_BANDS"].defaultValue() == "1,2,3" == definitions["POST_BANDS"].defaultValue()
     # the default model's card values are the shown defaults
-    assert definitions["THRESHOLD"].defaultValue() == pytest.approx(0.97)
-    assert definitions["MIN_AREA_M2"].defaultValue() == pytest.approx(200.0)
+    assert definitions["THRESHOLD"].defaultValue() == pytest.approx(0.53)
+    assert definitions["MIN_AREA_M2"].defaultValue() == pytest.approx(100.0)
     assert definitions["MASK_BUFFER"].defaultValue() == 50.0
     assert "Image values" not in [d.description() for d in definitions.values()]
     # outputs first among destinations, polygons first
@@ -844,8 +844,8 @@ def test_shown_card_defaults_follow_another_model(qgis_app, red_model):
     context = QgsProcessingContext()
     default = algorithm.parameterDefinition("MODEL").defaultValue()
     # the default model's shown value: used as given with the default model, the chosen model's card otherwise
-    assert algorithm._card_value({"THRESHOLD": 0.97}, context, "THRESHOLD", default, 0) == pytest.approx(0.97)
-    assert algorithm._card_value({"THRESHOLD": 0.97}, context, "THRESHOLD", red_model, 0) is None
+    assert algorithm._card_value({"THRESHOLD": 0.53}, context, "THRESHOLD", default, 0) == pytest.approx(0.53)
+    assert algorithm._card_value({"THRESHOLD": 0.53}, context, "THRESHOLD", red_model, 0) is None
     assert algorithm._card_value({"THRESHOLD": 0.6}, context, "THRESHOLD", red_model, 0) == pytest.approx(0.6)
     assert algorithm._card_value({}, context, "THRESHOLD", red_model, 0) is None
 
