@@ -88,8 +88,10 @@ def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(m
     assert card.provenance["adapted_on"]["landslides"] == len([s for s in SLIDES if s[1] + s[3] <= AREA_COLS])
     assert card.provenance["adaptation"]["steps"] == result["steps"] > 0
     assert result["seconds"] <= 60 + 20  # the budget holds, start to written model (give or take the export)
-    # It learnt the event: bright red scars, which the base model (trained on other looks) misses.
-    assert result["scores"]["mcc"] > result["base_scores"]["best_threshold_mcc"] + 0.1, result
+    # It learnt the event: of what the base model gets wrong on these bright red scars (at the base's best
+    # threshold), at least half is put right (the default model already reaches 0.93 here).
+    base_best = result["base_scores"]["best_threshold_mcc"]
+    assert result["scores"]["mcc"] > base_best + 0.5 * (1.0 - base_best), result
     assert result["scores"]["mcc"] > 0.5, result
 
 
