@@ -51,6 +51,19 @@ def test_a_model_that_is_no_resunet_of_this_project_is_refused(tmp_path):
     assert isinstance(caught.value, ModelCardError)
 
 
+def test_adapted_weights_move_back_towards_the_base_by_the_share():
+    from training.adapt import interpolated_weights
+
+    adapted, base = [np.full((2, 2), 4.0), np.array([1.0])], [np.zeros((2, 2)), np.array([3.0])]
+    halfway = interpolated_weights(adapted, base, 0.5)
+    np.testing.assert_allclose(halfway[0], 2.0)
+    np.testing.assert_allclose(halfway[1], 2.0)
+    np.testing.assert_allclose(interpolated_weights(adapted, base, 0.0)[0], 4.0)
+    np.testing.assert_allclose(interpolated_weights(adapted, base, 1.0)[1], 3.0)
+    with pytest.raises(ValueError, match="must lie in \\[0, 1\\], not 1.5"):
+        interpolated_weights(adapted, base, 1.5)
+
+
 def _box(scene, row, col, height, width):
     x0, dx, _, y0, _, dy = scene.geotransform
     x_a, x_b, y_a, y_b = x0 + col * dx, x0 + (col + width) * dx, y0 + row * dy, y0 + (row + height) * dy
@@ -87,6 +100,7 @@ def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(m
     assert card.provenance["adapted_from"]["file"] == "default_model.onnx"
     assert card.provenance["adapted_on"]["landslides"] == len([s for s in SLIDES if s[1] + s[3] <= AREA_COLS])
     assert card.provenance["adaptation"]["steps"] == result["steps"] > 0
+    assert card.provenance["adaptation"]["base_weight_share"] == 0.5  # halfway back to the base weights
     assert result["seconds"] <= 60 + 20  # the budget holds, start to written model (give or take the export)
     # It learnt the event: of what the base model gets wrong on these bright red scars (at the base's best
     # threshold), at least half is put right (the default model already reaches 0.93 here).
