@@ -174,9 +174,13 @@ def _scores_at(counts: np.ndarray, threshold: float) -> Dict[str, float]:
 
 def interpolated_weights(adapted: List[np.ndarray], base: List[np.ndarray], base_share: float) -> List[np.ndarray]:
     """Each weight ``base_share`` of the way from the adapted value back to the base model's."""
+    _check_base_weight_share(base_share)
+    return [(1.0 - base_share) * a + base_share * b for a, b in zip(adapted, base)]
+
+
+def _check_base_weight_share(base_share: float) -> None:
     if not 0.0 <= base_share <= 1.0:
         raise ValueError(f"the base model's share of the weights must lie in [0, 1], not {base_share:g}")
-    return [(1.0 - base_share) * a + base_share * b for a, b in zip(adapted, base)]
 
 
 def adapted_card(base: ModelCard, request: AdaptationRequest, plan: AdaptationPlan, area: MappedArea,
@@ -232,8 +236,7 @@ def adapt(request: AdaptationRequest, output_path: str, name: str = "", batch_si
     from .network import OUTPUT_NAMES
     from .onnx_weights import rebuild_network
 
-    if not 0.0 <= base_weight_share <= 1.0:
-        raise ValueError(f"the base model's share of the weights must lie in [0, 1], not {base_weight_share:g}")
+    _check_base_weight_share(base_weight_share)  # before the minutes of training, not after
     start = time.time()
     budget_s = request.minutes * 60.0
 
