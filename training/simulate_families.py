@@ -215,6 +215,21 @@ HELD_OUT_FAMILIES = ("semi_arid_ranges", "volcanic_plateau")
 TRAINING_FAMILIES = tuple(name for name in FAMILIES if name not in HELD_OUT_FAMILIES)
 
 
+# Pale senescent grass and stubble (R, G, B before the season's change): brighter than most scars, so that a scar
+# can be darker than the slope it strips, as dark wet soil on a summer-dry range is.
+DRY_GRASS: RGB = (0.12, 0.11, 0.08)
+
+
+def with_dry_grassland(style: Style, rng: np.random.Generator) -> Style:
+    """``style`` with pale dry grass and a half to a fifth of its forest: the contrast of a scar can change sign.
+
+    A training-time widening of any family (``python -m training.train_generated --dry-grassland-chance``);
+    the families' own events, held out or not, are drawn without it unless asked.
+    """
+    return dataclasses.replace(style, grass=_jitter(rng, DRY_GRASS, 0.25),
+                               forest_cover=float(style.forest_cover * rng.uniform(0.2, 0.5)))
+
+
 # ----------------------------------------------------------------------------- rendering
 
 SEASON_COLOURS: Dict[str, Dict[str, RGB]] = {
@@ -245,13 +260,16 @@ def cast_shadow(dem: np.ndarray, gsd: float, azimuth_deg: float, elevation_deg: 
 class RandomisedScene(Scene):
     """A :class:`Scene` rendered with a :class:`Look` (see the module docstring)."""
 
-    def __init__(self, family: Family, seed: int, size_px: int, gsd: float):
+    def __init__(self, family: Family, seed: int, size_px: int, gsd: float, dry_grassland_chance: float = 0.0):
         rng = np.random.default_rng([seed, 7])
         style = family.draw(rng)
+        dry_grassland = dry_grassland_chance > 0 and np.random.default_rng([seed, 11]).random() < dry_grassland_chance
+        if dry_grassland:
+            style = with_dry_grassland(style, np.random.default_rng([seed, 12]))
         super().__init__(style, seed, size_px, gsd)
         self.family = family
         self.look = draw_look(rng, family)
-        self.details.update(family=family.name, look=dataclasses.asdict(self.look))
+        self.details.update(family=family.name, look=dataclasses.asdict(self.look), dry_grassland=bool(dry_grassland))
 
     def _season(self, crop: np.ndarray, look: ImageLook) -> np.ndarray:
         image = self._reflectance(crop, 1.0)

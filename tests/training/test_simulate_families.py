@@ -15,6 +15,7 @@ from training.simulate_families import (
     cast_shadow,
     draw_look,
 )
+from training.simulate_scene import GRASS
 from tests.helpers.tiny_models import tiny_card
 
 SIZE = 160
@@ -51,6 +52,34 @@ def test_looks_vary_what_the_issue_lists():
     assert min(scar_brightness) < 0.4 < 0.6 < max(scar_brightness)    # dark wet soil .. pale pumice
     dense = [look.swarm_per_km2 for look in looks if look.swarm_area_fraction < 1]
     assert dense and min(dense) >= 60                          # co-seismic swarms: hundreds per km2
+
+
+def test_dry_grassland_lets_a_scar_be_darker_than_the_slope_it_strips():
+    family = FAMILIES["tropical_hills"]
+    darker = 0
+    for seed in range(6):
+        plain = RandomisedScene(family, seed, SIZE, 10.0)
+        dry = RandomisedScene(family, seed, SIZE, 10.0, dry_grassland_chance=1.0)
+        assert dry.details["dry_grassland"] and not plain.details["dry_grassland"]
+        assert dry.look == plain.look                       # the event's look is drawn as without it
+        assert dry.style.grass[0] > 1.5 * plain.style.grass[0]          # straw, not green
+        assert dry.style.forest_cover < 0.5 * plain.style.forest_cover
+        layers = dry.render()
+        brightness = layers["post"].mean(axis=0)
+        scar = layers["event"] & layers["post_valid"] & ~layers["cloud_mask"]
+        grass = (dry.cover == GRASS) & ~layers["event"] & layers["post_valid"] & ~layers["cloud_mask"]
+        if scar.sum() > 50 and np.median(brightness[scar]) < np.median(brightness[grass]):
+            darker += 1
+    assert darker >= 1
+
+
+def test_dry_grassland_is_off_unless_asked():
+    family = FAMILIES["forested_mountains"]
+    assert not RandomisedScene(family, 5, SIZE, 10.0).details["dry_grassland"]
+    assert not RandomisedScene(family, 5, SIZE, 10.0, dry_grassland_chance=0.0).details["dry_grassland"]
+    chosen = [RandomisedScene(family, seed, SIZE, 10.0, dry_grassland_chance=0.35).details["dry_grassland"]
+              for seed in range(40)]
+    assert 5 <= sum(chosen) <= 25
 
 
 def test_a_ridge_casts_its_shadow_away_from_the_sun():
