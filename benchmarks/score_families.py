@@ -11,9 +11,13 @@ against the rasterised inventory over the mapped pixels, for thresholds 0.05 to 
   seeds never used in training); the ``--held-out`` events (families never used in training) are scored at
   that threshold, pooled and per family. The same is reported at the card's own threshold.
 - Baselines on the same pixels: post-event brightening (mean of R, G, B post minus pre, after each image is
-  normalised by its own median, so that 8-bit and reflectance events compare) and greenness loss (GRVI pre
-  minus GRVI post), both zero on slopes under 10 degrees, each at its own best-MCC threshold per family
+  normalised by its own median, so that 8-bit and reflectance events compare), greenness loss (GRVI pre
+  minus GRVI post) and darkening (brightening's opposite: scars darker than the slope they strip), all off on
+  slopes under 10 degrees, each at its own best-MCC threshold per family
   (an oracle threshold: the baseline's best case).
+- Per event as well: each model's scores at its calibrated threshold and each baseline at its best threshold on
+  that event alone (``per_event`` and ``baselines_per_event`` in the JSON), since one pooled figure can hide
+  events where everything fails.
 
 Imports numpy, GDAL, onnxruntime and the repository's model/ only.
 """
@@ -44,6 +48,7 @@ from model.session import LandslideModel  # noqa: E402
 gdal.UseExceptions()
 THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.01), 2)
 BASELINE_SLOPE_DEG = 10.0
+BASELINES = ("brightening", "greenness_loss", "darkening")
 MASK_BUFFER_M = 0.0  # the cloud polygons as they are (the plugin's default buffer is 50 m; see the README)
 
 
@@ -89,9 +94,12 @@ def change_indices(event_dir: str, like: gdal.Dataset) -> Dict[str, np.ndarray]:
         return (image[1] - image[0]) / np.maximum(image[1] + image[0], 1e-6)
 
     steep = slope >= BASELINE_SLOPE_DEG
-    brightening = np.where(steep, post_n.mean(axis=0) - pre_n.mean(axis=0), -10.0)
+    change = post_n.mean(axis=0) - pre_n.mean(axis=0)
+    brightening = np.where(steep, change, -10.0)
+    darkening = np.where(steep, -change, -10.0)
     greenness = np.where(steep, grvi(pre) - grvi(post), -10.0)
-    return {"brightening": np.nan_to_num(brightening, nan=-10.0), "greenness_loss": np.nan_to_num(greenness, nan=-10.0)}
+    return {name: np.nan_to_num(index, nan=-10.0) for name, index in
+            (("brightening", brightening), ("greenness_loss", greenness), ("darkening", darkening))}
 
 
 def score_event(model_path: str, event_dir: str, work_dir: str) -> Dict[str, np.ndarray]:
@@ -150,6 +158,7 @@ def main(argv=None) -> int:
                                  "calibrate_events": args.calibrate, "held_out_events": args.held_out,
                                  "baseline_slope_deg": BASELINE_SLOPE_DEG, "models": {}}
     baselines: Dict[str, Dict[str, list]] = {}
+    per_event_baselines: Dict[str, Dict[str, Dict[str, float]]] = {}
     for model_path in args.models:
         card = LandslideModel(model_path, 1).card
         started = time.time()
@@ -159,8 +168,10 @@ def main(argv=None) -> int:
                 scored = score_event(model_path, event_dir, work)
                 per_event[event_dir] = scored["model"]
                 if model_path == args.models[0]:
-                    for name in ("brightening", "greenness_loss"):
+                    for name in BASELINES:
                         baselines.setdefault(family_of(event_dir), {}).setdefault(name, []).append(scored[name])
+                        per_event_baselines.setdefault(_event_names([event_dir]), {})[name] = \
+                            baseline_best([scored[name]])
         calibration = sum(per_event[e] for e in args.calibrate)
         best = int(np.argmax(mcc(calibration)))
         threshold = float(THRESHOLDS[best])
@@ -174,6 +185,8 @@ def main(argv=None) -> int:
                  "held_out_pooled_at_card_threshold": prf(sum(per_event[e] for e in args.held_out)[card_index]),
                  "held_out_per_family": {f: prf(sum(per_event[e] for e in events)[best])
                                          for f, events in families.items()},
+                 "per_event": {_event_names([e]): dict(prf(c[best]), positive_pixels=int(c[best][0] + c[best][2]))
+                               for e, c in per_event.items()},
                  "seconds": round(time.time() - started, 1)}
         report["models"][os.path.basename(model_path)] = entry
         print(f"{os.path.basename(model_path)}: threshold {threshold:.2f} (calibration MCC "
@@ -186,8 +199,9 @@ def main(argv=None) -> int:
         if family in held_families:
             report["baselines"][family] = {name: baseline_best(parts) for name, parts in indices.items()}
     pooled = {name: baseline_best([p for f, ind in baselines.items() if f in held_families for p in ind[name]])
-              for name in ("brightening", "greenness_loss")}
+              for name in BASELINES}
     report["baselines"]["held_out_pooled"] = pooled
+    report["baselines_per_event"] = per_event_baselines
     for family, values in report["baselines"].items():
         print(f"baseline {family}: " + "; ".join(f"{n} MCC {v['mcc']:.3f} (threshold {v['threshold']:.3g})"
                                                 for n, v in values.items()))
