@@ -159,14 +159,15 @@ def test_a_trainee_resumes_from_its_saved_parts_and_replaces_them(tmp_path):
     assert not any((tmp_path / "width_0.125" / p).exists() for p in parts)   # the old parts are gone
 
 
-def test_the_committed_checkpoint_loads():
+@pytest.mark.parametrize("checkpoint", ["families/width_0.125", "default_model", "dry_grassland"])
+def test_the_committed_checkpoint_loads(checkpoint):
     import json
     import os
 
     from training.network import build_resunet
     from training.train_generated import load_weight_parts
 
-    folder = os.path.join(os.path.dirname(__file__), "..", "..", "training", "checkpoints", "families", "width_0.125")
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "training", "checkpoints", *checkpoint.split("/"))
     with open(os.path.join(folder, "state.json"), encoding="utf-8") as handle:
         state = json.load(handle)
     network = build_resunet(width=state["width"], l2=1e-5)
