@@ -95,7 +95,11 @@ NPZ_PART_BYTES = 15_000_000
 
 def save_weight_parts(network, prefix: str) -> List[str]:
     """The network's weights as ``<prefix>_part<k>.npz`` files of at most about 15 MB (float32, in order)."""
-    weights = network.get_weights()
+    return write_weight_parts(network.get_weights(), prefix)
+
+
+def write_weight_parts(weights: Sequence[np.ndarray], prefix: str) -> List[str]:
+    """Weights, in the network's order, as ``<prefix>_part<k>.npz`` files of at most about 15 MB."""
     parts: List[List[np.ndarray]] = [[]]
     size = 0
     for array in weights:
@@ -116,11 +120,16 @@ def save_weight_parts(network, prefix: str) -> List[str]:
 
 def load_weight_parts(network, paths: Sequence[str]) -> None:
     """Set the weights written by :func:`save_weight_parts`."""
+    network.set_weights(read_weight_parts(paths))
+
+
+def read_weight_parts(paths: Sequence[str]) -> List[np.ndarray]:
+    """The weights written by :func:`write_weight_parts`, in the network's order."""
     arrays: Dict[str, np.ndarray] = {}
     for path in paths:
         with np.load(path) as data:
             arrays.update({key: data[key] for key in data.files})
-    network.set_weights([arrays[key] for key in sorted(arrays)])
+    return [arrays[key] for key in sorted(arrays)]
 
 
 def width_dir(out_dir: str, width: float) -> str:
