@@ -102,7 +102,11 @@ def change_indices(event_dir: str, like: gdal.Dataset) -> Dict[str, np.ndarray]:
             (("brightening", brightening), ("greenness_loss", greenness), ("darkening", darkening))}
 
 
-def score_event(model_path: str, event_dir: str, work_dir: str) -> Dict[str, np.ndarray]:
+def event_probability(model_path: str, event_dir: str, work_dir: str):
+    """The model's probability over an event, mapped by the plugin's pipeline, and the inventory on its grid.
+
+    Returns (probability, truth, dataset of the probability GeoTIFF in ``work_dir``); -1 where nothing was mapped.
+    """
     probability_path = os.path.join(work_dir, "probability.tif")
     with open(os.path.join(event_dir, "event.json"), encoding="utf-8") as handle:
         radiometry = json.load(handle)["radiometry"]  # e.g. s2_l2a_offset, which "auto" cannot tell
@@ -114,8 +118,12 @@ def score_event(model_path: str, event_dir: str, work_dir: str) -> Dict[str, np.
                              mask_buffer_m=MASK_BUFFER_M)
     map_landslides(request)
     like = gdal.Open(probability_path)
-    probability = like.GetRasterBand(1).ReadAsArray()
-    truth = rasterize_inventory(event_dir, like)
+    return like.GetRasterBand(1).ReadAsArray(), rasterize_inventory(event_dir, like), like
+
+
+def score_event(model_path: str, event_dir: str, work_dir: str) -> Dict[str, np.ndarray]:
+    probability, truth, like = event_probability(model_path, event_dir, work_dir)
+    probability_path = like.GetDescription()
     valid = probability >= 0
     indices = change_indices(event_dir, like)
     out = {"model": confusions(probability[valid], truth[valid], THRESHOLDS)}

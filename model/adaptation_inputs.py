@@ -18,6 +18,9 @@ Rules:
 * Part of the area (whole blocks of :data:`BLOCK_PX`, drawn at random with a
   fixed seed, at least one with landslides on either side) is kept for
   validation: the threshold is chosen there and the scores are measured there.
+  Training keeps away from it: not within :data:`GAP_PX` of a validation block,
+  nor on the part of a landslide within :data:`REACH_PX` of that gap, so the
+  validation scores are less flattered by their neighbours.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ TILE_PX = 128
 BLOCK_PX = 32
 """Side of the validation blocks."""
 VALIDATION_FRACTION = 0.2
+GAP_PX = 4
+"""Pixels around each validation block that are neither trained on nor validated."""
+REACH_PX = 12
+"""How far beyond that gap a landslide reaching it is kept out of training too (swarms merge into one region)."""
 CONTEXT_PX = 32
 """Image read around the area, so that tiles at its edge see what the network sees when mapping."""
 MAX_AREA_PX = 4096 * 4096
@@ -123,7 +130,8 @@ class MappedArea:
 
     ``pre8``/``post8`` (3, H, W) 8-bit-equivalent floats; ``dem`` (H + 2 halo,
     W + 2 halo) metres; ``valid``, ``landslide``, ``inside`` (area),
-    ``validation`` (blocks kept for validation) are (H, W) booleans.
+    ``validation`` (blocks kept for validation), ``training`` (what the loss
+    may use: :func:`training_part`) are (H, W) booleans.
     """
 
     pre8: np.ndarray
@@ -133,10 +141,7 @@ class MappedArea:
     landslide: np.ndarray
     inside: np.ndarray
     validation: np.ndarray
-
-    @property
-    def training(self) -> np.ndarray:
-        return self.inside & ~self.validation
+    training: np.ndarray
 
 
 def check_adaptation(request: AdaptationRequest, tile_px: int = TILE_PX) -> AdaptationPlan:
@@ -224,7 +229,8 @@ def _crs_name(grid: Grid) -> str:
 
 def validation_blocks(inside: np.ndarray, landslide: np.ndarray, fraction: float, seed: int,
                       block_px: int = BLOCK_PX, attempts: int = 50) -> np.ndarray:
-    """Pixels kept for validation: whole blocks drawn at random, with landslides on both sides of the split.
+    """Pixels kept for validation: whole blocks drawn at random, with landslides in them and landslides left to
+    train on (:func:`training_part`).
 
     Raises:
         InputDataError: No draw leaves landslide pixels in both parts (too few landslides).
@@ -238,11 +244,40 @@ def validation_blocks(inside: np.ndarray, landslide: np.ndarray, fraction: float
     for _ in range(attempts):
         chosen = rng.choice(occupied, size=min(count, len(occupied) - 1), replace=False) if len(occupied) > 1 else []
         validation = np.isin(index, chosen) & inside
-        if (landslide & validation).any() and (landslide & inside & ~validation).any():
+        if (landslide & validation).any() and (landslide & training_part(inside, landslide, validation)).any():
             return validation
     raise InputDataError(
         "The mapped landslides are too few or too clustered to keep some for validation and train on the others: "
         "map landslides spread over the area.")
+
+
+def _grow(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one pixel in the 8 directions."""
+    padded = np.pad(mask, 1)
+    rows, cols = mask.shape
+    out = mask.copy()
+    for dr in (0, 1, 2):
+        for dc in (0, 1, 2):
+            out |= padded[dr:dr + rows, dc:dc + cols]
+    return out
+
+
+def training_part(inside: np.ndarray, landslide: np.ndarray, validation: np.ndarray,
+                  gap_px: int = GAP_PX, reach_px: int = REACH_PX) -> np.ndarray:
+    """The area's pixels the loss may use: outside the validation blocks and ``gap_px`` around them, and off the
+    landslide pixels joined to that zone through ``reach_px`` pixels of landslide (8-connected), so that a scar
+    cut by a block's edge is not learned on one side and validated on the other. A merged swarm is cut
+    ``reach_px`` beyond the gap rather than lost whole."""
+    kept_out = validation.copy()
+    for _ in range(gap_px):
+        kept_out = _grow(kept_out)
+    shared = landslide & kept_out
+    for _ in range(reach_px):
+        grown = _grow(shared) & landslide
+        if np.array_equal(grown, shared):
+            break
+        shared = grown
+    return inside & ~kept_out & ~shared
 
 
 def read_mapped_area(request: AdaptationRequest, plan: AdaptationPlan,
@@ -256,5 +291,6 @@ def read_mapped_area(request: AdaptationRequest, plan: AdaptationPlan,
         sources.measure_scene(card, raise_if_cancelled, log)
         pre8, post8, dem, valid = sources.read_layers(plan.row, plan.col, plan.rows, plan.cols, card)
     validation = validation_blocks(plan.inside, plan.landslide, request.validation_fraction, request.seed)
+    training = training_part(plan.inside, plan.landslide, validation)
     return MappedArea(pre8.astype(np.float32), post8.astype(np.float32), dem.astype(np.float32), valid,
-                      plan.landslide, plan.inside, validation)
+                      plan.landslide, plan.inside, validation, training)

@@ -26,6 +26,8 @@ from typing import Callable, Dict, List
 import numpy as np
 
 from model.adaptation_inputs import (
+    GAP_PX,
+    REACH_PX,
     TILE_PX,
     AdaptationPlan,
     AdaptationRequest,
@@ -206,6 +208,8 @@ def adapted_card(base: ModelCard, request: AdaptationRequest, plan: AdaptationPl
         "adaptation": {"steps": steps, "tiles": tiles, "tile_px": TILE_PX, "seconds": round(seconds, 1),
                        "budget_minutes": request.minutes, "seed": request.seed,
                        "validation_fraction": request.validation_fraction,
+                       "training_gap_px": GAP_PX, "training_reach_px": REACH_PX,
+                       "training_km2": round(plan.km2(int((area.training & area.valid).sum())), 3),
                        "base_weight_share": base_weight_share},
         "width": base.provenance.get("width"),
         "trained_on": f"{base.provenance.get('trained_on', base.name)}; then adapted to one event from "
@@ -251,8 +255,11 @@ def adapt(request: AdaptationRequest, output_path: str, name: str = "", batch_si
     base = plan.card
     area = read_mapped_area(request, plan, check_cancel, log)
     gsd = plan.grid.gsd_m
+    trained_landslide = int((area.landslide & area.training).sum()) / max(1, int((area.landslide & area.inside).sum()))
     log(f"Read the mapped block ({plan.rows} x {plan.cols} px); validation: "
-        f"{plan.km2(int((area.validation & area.valid).sum())):.2f} km² of the area.")
+        f"{plan.km2(int((area.validation & area.valid).sum())):.2f} km² of the area; training: "
+        f"{plan.km2(int((area.training & area.valid).sum())):.2f} km² ({trained_landslide:.0%} of the mapped landslide "
+        f"pixels; none within {GAP_PX} px of a validation block, nor on a landslide within {REACH_PX} px of that).")
     network, width, _ = rebuild_network(request.base_model, base, log=log)
     keras.utils.set_random_seed(request.seed)
     network.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from model.adaptation_inputs import BLOCK_PX, AdaptationRequest, check_adaptation, validation_blocks
+from model.adaptation_inputs import (BLOCK_PX, GAP_PX, REACH_PX, AdaptationRequest, check_adaptation, training_part,
+                                     validation_blocks)
 from model.errors import InputDataError
 from model.grid import RasterInput
 from model.vectors import VectorInput
@@ -21,11 +22,30 @@ def test_validation_blocks_are_whole_blocks_inside_the_area_with_landslides_on_b
     validation = validation_blocks(inside, landslide & inside, 0.2, seed=4)
     assert not (validation & ~inside).any()
     assert 0.12 < validation.sum() / inside.sum() < 0.28
-    assert (validation & landslide).any() and (~validation & inside & landslide).any()
+    assert (validation & landslide).any() and (training_part(inside, landslide, validation) & landslide).any()
     blocks = validation[: 200 // BLOCK_PX * BLOCK_PX, :224].reshape(200 // BLOCK_PX, BLOCK_PX, 7, BLOCK_PX)
     per_block = blocks.sum(axis=(1, 3))
     assert set(np.unique(per_block)) <= {0, BLOCK_PX * BLOCK_PX}  # whole blocks only
     np.testing.assert_array_equal(validation, validation_blocks(inside, landslide & inside, 0.2, seed=4))
+
+
+def test_training_keeps_away_from_validation_blocks_and_their_landslides():
+    inside = np.ones((96, 96), dtype=bool)
+    validation = np.zeros_like(inside)
+    validation[32:64, 32:64] = True  # with its gap: rows and columns 28..67
+    landslide = np.zeros_like(inside)
+    landslide[40:50, 20:40] = True   # cut by the block's edge: learned nowhere
+    landslide[70:80, 60:90] = True   # beside the gap, not in it: trained on
+    landslide[62, 0:31] = True       # a long one (a merged swarm) entering the gap: cut REACH_PX beyond it
+    training = training_part(inside, landslide, validation)
+    assert not (training & validation).any()
+    assert not training[32 - GAP_PX:64 + GAP_PX, 32 - GAP_PX:64 + GAP_PX].any()   # the gap
+    assert training[32 - GAP_PX - 1, 50] and training[50, 64 + GAP_PX]         # just outside it
+    assert not (training & landslide)[40:50, 20:40].any()
+    assert (training & landslide)[70:80, 60:90].all()
+    cut = 32 - GAP_PX - REACH_PX
+    assert (training & landslide)[62, :cut].all() and not (training & landslide)[62, cut:31].any()
+    assert training[0, 0] and not training_part(inside & False, landslide, validation).any()
 
 
 def test_a_single_landslide_cannot_be_split_and_is_refused():

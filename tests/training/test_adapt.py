@@ -101,6 +101,8 @@ def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(m
     assert card.provenance["adapted_on"]["landslides"] == len([s for s in SLIDES if s[1] + s[3] <= AREA_COLS])
     assert card.provenance["adaptation"]["steps"] == result["steps"] > 0
     assert card.provenance["adaptation"]["base_weight_share"] == 0.5  # halfway back to the base weights
+    # trained away from the validation blocks: less than the area minus its validation fifth
+    assert 0 < card.provenance["adaptation"]["training_km2"] < 0.8 * card.provenance["adapted_on"]["area_km2"]
     assert result["seconds"] <= 60 + 20  # the budget holds, start to written model (give or take the export)
     # It learnt the event: of what the base model gets wrong on these bright red scars (at the base's best
     # threshold), at least half is put right (the default model already reaches 0.93 here).
