@@ -41,7 +41,7 @@ for path in (REPO_ROOT, HERE, os.path.join(HERE, "hokkaido")):
 import build_reference as br  # noqa: E402
 import score_families as sf  # noqa: E402
 import score_hokkaido as sh  # noqa: E402
-from model.metrics import mcc_of_counts as mcc, threshold_counts as confusions  # noqa: E402
+from model.metrics import threshold_counts as confusions  # noqa: E402
 from model.orientations import passes  # noqa: E402
 from model.session import LandslideModel  # noqa: E402
 
@@ -87,19 +87,12 @@ def score(name: str, probability_of, events: Dict[str, dict], calibrate: List[st
         probability = probability_of(data)
         valid = probability >= 0
         counts[event_dir] = confusions(probability[valid], data["truth"][valid], sf.THRESHOLDS)
-    calibration = sum(counts[e] for e in calibrate)
-    best = int(np.argmax(mcc(calibration)))
-    families: Dict[str, List[str]] = {}
-    for event_dir in held_out:
-        families.setdefault(sf.family_of(event_dir), []).append(event_dir)
+    best, scores = sf.calibrated_scores(counts, calibrate, held_out)
     truth, valid = reference["truth"], reference["assessed"] & (hokkaido >= 0)
     curve = sh.sweep(hokkaido[valid], truth[valid])
     at_threshold = sh.score_binary(truth, hokkaido >= sf.THRESHOLDS[best], valid, reference["labels"],
                                    reference["regions"]["whole_crop"])
-    entry = {"network_runs_per_window": runs, "calibrated_threshold": float(sf.THRESHOLDS[best]),
-             "calibration": sf.prf(calibration[best]),
-             "held_out_pooled": sf.prf(sum(counts[e] for e in held_out)[best]),
-             "held_out_per_family": {f: sf.prf(sum(counts[e] for e in es)[best]) for f, es in families.items()},
+    entry = {"network_runs_per_window": runs, **scores,
              "per_event": {os.path.basename(e): sf.prf(c[best]) for e, c in counts.items()},
              "hokkaido_whole_crop": {"at_calibrated_threshold": {k: at_threshold[k] for k in
                                                                  ("mcc", "precision", "recall")},

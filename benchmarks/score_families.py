@@ -151,6 +151,23 @@ def baseline_best(parts: List[tuple]) -> Dict[str, float]:
     return dict(prf(c[best]), threshold=float(grid[best]))
 
 
+def calibrated_scores(counts: Dict[str, np.ndarray], calibrate: List[str], held_out: List[str]):
+    """One model's threshold, calibrated on ``calibrate`` (best pooled MCC), and its scores there and on
+    ``held_out``, pooled and per family. ``counts``: per event, its confusion counts at every threshold.
+
+    Returns the index of that threshold in :data:`THRESHOLDS` and the scores.
+    """
+    calibration = sum(counts[e] for e in calibrate)
+    best = int(np.argmax(mcc(calibration)))
+    families: Dict[str, List[str]] = {}
+    for event_dir in held_out:
+        families.setdefault(family_of(event_dir), []).append(event_dir)
+    return best, {"calibrated_threshold": float(THRESHOLDS[best]), "calibration": prf(calibration[best]),
+                  "held_out_pooled": prf(sum(counts[e] for e in held_out)[best]),
+                  "held_out_per_family": {f: prf(sum(counts[e] for e in events)[best])
+                                          for f, events in families.items()}}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", required=True)
@@ -180,19 +197,14 @@ def main(argv=None) -> int:
                         baselines.setdefault(family_of(event_dir), {}).setdefault(name, []).append(scored[name])
                         per_event_baselines.setdefault(_event_names([event_dir]), {})[name] = \
                             baseline_best([scored[name]])
-        calibration = sum(per_event[e] for e in args.calibrate)
-        best = int(np.argmax(mcc(calibration)))
-        threshold = float(THRESHOLDS[best])
+        best, scores = calibrated_scores(per_event, args.calibrate, args.held_out)
+        threshold = scores["calibrated_threshold"]
         card_index = int(np.argmin(np.abs(THRESHOLDS - card.threshold)))
-        families: Dict[str, List[str]] = {}
-        for event_dir in args.held_out:
-            families.setdefault(family_of(event_dir), []).append(event_dir)
         entry = {"card_threshold": card.threshold, "calibrated_threshold": threshold,
-                 "calibration": prf(calibration[best]),
-                 "held_out_pooled": prf(sum(per_event[e] for e in args.held_out)[best]),
+                 "calibration": scores["calibration"],
+                 "held_out_pooled": scores["held_out_pooled"],
                  "held_out_pooled_at_card_threshold": prf(sum(per_event[e] for e in args.held_out)[card_index]),
-                 "held_out_per_family": {f: prf(sum(per_event[e] for e in events)[best])
-                                         for f, events in families.items()},
+                 "held_out_per_family": scores["held_out_per_family"],
                  "per_event": {_event_names([e]): dict(prf(c[best]), positive_pixels=int(c[best][0] + c[best][2]))
                                for e, c in per_event.items()},
                  "seconds": round(time.time() - started, 1)}

@@ -26,7 +26,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -227,10 +227,10 @@ def _crs_name(grid: Grid) -> str:
     return f"EPSG:{code}" if code else srs.GetName()
 
 
-def validation_blocks(inside: np.ndarray, landslide: np.ndarray, fraction: float, seed: int,
-                      block_px: int = BLOCK_PX, attempts: int = 50) -> np.ndarray:
-    """Pixels kept for validation: whole blocks drawn at random, with landslides in them and landslides left to
-    train on (:func:`training_part`).
+def validation_split(inside: np.ndarray, landslide: np.ndarray, fraction: float, seed: int,
+                     block_px: int = BLOCK_PX, attempts: int = 50) -> Tuple[np.ndarray, np.ndarray]:
+    """The pixels kept for validation (whole blocks drawn at random, with landslides in them) and the pixels
+    trained on (:func:`training_part` of that draw, with landslides in it).
 
     Raises:
         InputDataError: No draw leaves landslide pixels in both parts (too few landslides).
@@ -244,8 +244,10 @@ def validation_blocks(inside: np.ndarray, landslide: np.ndarray, fraction: float
     for _ in range(attempts):
         chosen = rng.choice(occupied, size=min(count, len(occupied) - 1), replace=False) if len(occupied) > 1 else []
         validation = np.isin(index, chosen) & inside
-        if (landslide & validation).any() and (landslide & training_part(inside, landslide, validation)).any():
-            return validation
+        if (landslide & validation).any():
+            training = training_part(inside, landslide, validation)
+            if (landslide & training).any():
+                return validation, training
     raise InputDataError(
         "The mapped landslides are too few or too clustered to keep some for validation and train on the others: "
         "map landslides spread over the area.")
@@ -290,7 +292,6 @@ def read_mapped_area(request: AdaptationRequest, plan: AdaptationPlan,
         sources = EventSources(mapping, plan.grid, plan.run.dem_metres_per_unit)
         sources.measure_scene(card, raise_if_cancelled, log)
         pre8, post8, dem, valid = sources.read_layers(plan.row, plan.col, plan.rows, plan.cols, card)
-    validation = validation_blocks(plan.inside, plan.landslide, request.validation_fraction, request.seed)
-    training = training_part(plan.inside, plan.landslide, validation)
+    validation, training = validation_split(plan.inside, plan.landslide, request.validation_fraction, request.seed)
     return MappedArea(pre8.astype(np.float32), post8.astype(np.float32), dem.astype(np.float32), valid,
                       plan.landslide, plan.inside, validation, training)

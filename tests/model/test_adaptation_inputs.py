@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model.adaptation_inputs import (BLOCK_PX, GAP_PX, REACH_PX, AdaptationRequest, check_adaptation, training_part,
-                                     validation_blocks)
+                                     validation_split)
 from model.errors import InputDataError
 from model.grid import RasterInput
 from model.vectors import VectorInput
@@ -19,14 +19,15 @@ def test_validation_blocks_are_whole_blocks_inside_the_area_with_landslides_on_b
     inside[:, :250] = True
     landslide = np.zeros_like(inside)
     landslide[5::20, 7::23] = True
-    validation = validation_blocks(inside, landslide & inside, 0.2, seed=4)
+    validation, training = validation_split(inside, landslide & inside, 0.2, seed=4)
     assert not (validation & ~inside).any()
     assert 0.12 < validation.sum() / inside.sum() < 0.28
-    assert (validation & landslide).any() and (training_part(inside, landslide, validation) & landslide).any()
+    assert (validation & landslide).any() and (training & landslide).any()
+    np.testing.assert_array_equal(training, training_part(inside, landslide & inside, validation))
     blocks = validation[: 200 // BLOCK_PX * BLOCK_PX, :224].reshape(200 // BLOCK_PX, BLOCK_PX, 7, BLOCK_PX)
     per_block = blocks.sum(axis=(1, 3))
     assert set(np.unique(per_block)) <= {0, BLOCK_PX * BLOCK_PX}  # whole blocks only
-    np.testing.assert_array_equal(validation, validation_blocks(inside, landslide & inside, 0.2, seed=4))
+    np.testing.assert_array_equal(validation, validation_split(inside, landslide & inside, 0.2, seed=4)[0])
 
 
 def test_training_keeps_away_from_validation_blocks_and_their_landslides():
@@ -53,7 +54,7 @@ def test_a_single_landslide_cannot_be_split_and_is_refused():
     landslide = np.zeros_like(inside)
     landslide[40:44, 40:44] = True
     with pytest.raises(InputDataError, match="too few or too clustered"):
-        validation_blocks(inside, landslide, 0.2, seed=0)
+        validation_split(inside, landslide, 0.2, seed=0)
 
 
 def _box(scene, row, col, height, width):
