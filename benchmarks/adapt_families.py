@@ -12,7 +12,8 @@ pixels (an oracle threshold, which flatters it).
 
 The wall time and the peak memory (maximum resident set of the adapt process)
 are measured for every event, and kept in its work folder (``adapt_run.json``):
-a rerun scores an event adapted earlier again without adapting it anew.
+a rerun scores an event adapted earlier again without adapting it anew. The weights of every validation check
+go to ``checks/`` there (``--save-checks``), for ``benchmarks/adapt_share_rule.py --checks``.
 
 Usage::
 
@@ -119,7 +120,7 @@ def run_adapt(event_dir: str, work: str, base_model: str, minutes: float, python
                "--landslides", os.path.join(work, "landslides.gpkg"), "--area", os.path.join(work, "area.gpkg"),
                "--mask-polygons", os.path.join(event_dir, "clouds.gpkg"),
                "--output", os.path.join(work, "adapted.onnx"), "--result-json", os.path.join(work, "result.json"),
-               "--minutes", str(minutes), "--seed", str(seed)]
+               "--minutes", str(minutes), "--seed", str(seed), "--save-checks", os.path.join(work, "checks")]
     if base_model:
         command += ["--base-model", base_model]
     start = time.time()

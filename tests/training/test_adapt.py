@@ -86,6 +86,19 @@ def _command(mapped_event, output, minutes, *extra):
             "--landslides", landslides, "--area", area, "--output", output, "--minutes", str(minutes), *extra]
 
 
+def test_the_kept_share_is_the_furthest_back_that_costs_at_most_the_tolerance_on_validation():
+    from training.adapt import chosen_base_share
+
+    # semi-arid 902 of the adaptation benchmark (its fully adapted weights, session 15): halfway back undoes
+    # the gain, a quarter back keeps it
+    assert chosen_base_share({0.5: 0.265, 0.25: 0.594, 0.0: 0.631}) == 0.25
+    assert chosen_base_share({0.5: 0.862, 0.25: 0.877, 0.0: 0.896}) == 0.5  # volcanic 902: within 0.05
+    assert chosen_base_share({0.5: 0.20, 0.25: 0.30, 0.0: 0.40}) == 0.0
+    assert chosen_base_share({0.5: 0.40, 0.25: 0.30, 0.0: 0.20}) == 0.5
+    assert chosen_base_share({0.5: 0.30, 0.25: 0.40, 0.0: 0.20}, tolerance=0.2) == 0.5
+    assert chosen_base_share({0.3: 0.5}) == 0.3
+
+
 def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(mapped_event, tmp_path):
     output = str(tmp_path / "adapted.onnx")
     result_path = str(tmp_path / "result.json")
@@ -100,7 +113,13 @@ def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(m
     assert card.provenance["adapted_from"]["file"] == "default_model.onnx"
     assert card.provenance["adapted_on"]["landslides"] == len([s for s in SLIDES if s[1] + s[3] <= AREA_COLS])
     assert card.provenance["adaptation"]["steps"] == result["steps"] > 0
-    assert card.provenance["adaptation"]["base_weight_share"] == 0.5  # halfway back to the base weights
+    # the share of the base weights: the furthest back of the three the validation blocks allow, and the
+    # validation MCC of each recorded beside it
+    adaptation = card.provenance["adaptation"]
+    tried = adaptation["base_weight_share_validation_mcc"]
+    assert sorted(tried) == ["0", "0.25", "0.5"]
+    assert f"{adaptation['base_weight_share']:g}" in tried
+    assert tried[f"{adaptation['base_weight_share']:g}"] >= max(tried.values()) - adaptation["share_tolerance"]
     # trained away from the validation blocks: less than the area minus its validation fifth
     assert 0 < card.provenance["adaptation"]["training_km2"] < 0.8 * card.provenance["adapted_on"]["area_km2"]
     assert result["seconds"] <= 60 + 20  # the budget holds, start to written model (give or take the export)
