@@ -352,7 +352,7 @@ def parser() -> argparse.ArgumentParser:
                                   "(see training/experiments.py)")
     p.set_defaults(func=cmd_experiment)
 
-    from .adapt import BASE_WEIGHT_SHARES, BATCH_SIZE, LEARNING_RATE  # numpy and GDAL only
+    from .adapt import BASE_WEIGHT_SHARE, BATCH_SIZE, LEARNING_RATE  # numpy and GDAL only
 
     p = sub.add_parser("adapt", help="fine-tune a carded model on the landslides an analyst mapped in part of one "
                                      "event, then write it as ONNX (the Processing algorithm 'Adapt model to event')")
@@ -373,10 +373,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=10.0, help="time budget, start to written model (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="Adam's (default %(default)g)")
-    p.add_argument("--base-weight-share", type=float, default=None,
-                   help="move the adapted weights this far back towards the base model's, 0 to 1 (0 keeps them "
-                        "as trained; default: the furthest of " + ", ".join(f"{v:g}" for v in BASE_WEIGHT_SHARES)
-                        + " that the validation blocks allow)")
+    p.add_argument("--base-weight-share", type=float, default=BASE_WEIGHT_SHARE,
+                   help="move the adapted weights this far back towards the base model's, 0 to 1 (default "
+                        "%(default)g; 0 keeps the adapted weights as trained)")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="tiles per step (default %(default)s)")
     p.add_argument("--name", default="", help="model name in the card (default: <base name>-adapted)")
     p.add_argument("--result-json", default="", help="also write the scores and counts to this JSON file")

@@ -21,7 +21,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import numpy as np
 
@@ -51,18 +51,13 @@ MIN_STEPS = 10
 """Steps done even when the fixed costs (reading, rebuilding, export: about 30 s on 2 cores) eat a tiny budget."""
 LEARNING_RATE = 1e-4
 BATCH_SIZE = 8
-BASE_WEIGHT_SHARES = (0.5, 0.25, 0.0)
-"""How far back towards the base model's weights the adapted weights may move (weight-space ensembling, as
-WiSE-FT, Wortsman et al. 2022), most preferred first. Measured (README, *Adapt model to event*): adapted from a
-15 % strip, a good base model got worse on the rest of four events (pooled MCC 0.703 to 0.471) and halfway back
-it got better (0.764); from a weak base, the gain stayed (0.406 to 0.644 fully adapted, 0.637 halfway). Where the
-base model finds nothing (semi-arid 902: validation MCC -0.015), halfway back undid most of the gain (0.631 to
-0.265 on the validation blocks). Compared on the same adapted weights (``benchmarks/adapt_share_rule.py``), the
-rule of :func:`chosen_base_share` beat always-halfway on three of four benchmark runs (pooled MCC on the rest
-+0.012, +0.064, +0.014) and lost 0.013 on one."""
-SHARE_TOLERANCE = 0.05
-"""The validation MCC a move back towards the base may cost: the validation blocks lie in the analyst's strip and
-flatter the adapted weights, so the move is kept unless it clearly loses there (:func:`chosen_base_share`)."""
+BASE_WEIGHT_SHARE = 0.5
+"""The adapted weights are moved this far back towards the base model's (weight-space ensembling, as WiSE-FT,
+Wortsman et al. 2022). Measured (README, *Adapt model to event*): adapted from a 15 % strip, a good base model
+got worse on the rest of four events (pooled MCC 0.703 to 0.471) and halfway back it got better (0.764); from a
+weak base, the gain stayed (0.406 to 0.644 fully adapted, 0.637 halfway). Choosing the share on the validation
+blocks instead (``benchmarks/adapt_share_rule.py``) helped in two benchmark runs and lost 0.147 pooled MCC in a
+third, so the share stays fixed."""
 LANDSLIDE_TILE_SHARE = 0.5
 """Share of tiles centred on a mapped landslide pixel (the rest anywhere in the training part)."""
 MIN_TRAINING_PIXELS = 0.05
@@ -192,17 +187,10 @@ def _check_base_weight_share(base_share: float) -> None:
         raise ValueError(f"the base model's share of the weights must lie in [0, 1], not {base_share:g}")
 
 
-def chosen_base_share(validation_mcc: Dict[float, float], tolerance: float = SHARE_TOLERANCE) -> float:
-    """The largest share of the base weights whose validation MCC is within ``tolerance`` of the best share's."""
-    best = max(validation_mcc.values())
-    return max(share for share, mcc in validation_mcc.items() if mcc >= best - tolerance)
-
-
 def adapted_card(base: ModelCard, request: AdaptationRequest, plan: AdaptationPlan, area: MappedArea,
                  threshold: float, scores: Dict[str, float], base_scores: Dict[str, float],
                  steps: int, tiles: int, seconds: float, name: str = "",
-                 base_weight_share: float = BASE_WEIGHT_SHARES[0],
-                 share_validation_mcc: Dict[float, float] = None) -> ModelCard:
+                 base_weight_share: float = BASE_WEIGHT_SHARE) -> ModelCard:
     """The base card with the adapted threshold, what it was adapted on and the validation scores."""
     grid = plan.grid
     x0, x_size, _, y0, _, y_size = grid.geotransform
@@ -224,10 +212,7 @@ def adapted_card(base: ModelCard, request: AdaptationRequest, plan: AdaptationPl
                        "validation_fraction": request.validation_fraction,
                        "training_gap_px": GAP_PX, "training_reach_px": REACH_PX,
                        "training_km2": round(plan.km2(int((area.training & area.valid).sum())), 3),
-                       "base_weight_share": base_weight_share,
-                       "base_weight_share_validation_mcc": {f"{share:g}": round(mcc, 4) for share, mcc
-                                                            in (share_validation_mcc or {}).items()},
-                       "share_tolerance": SHARE_TOLERANCE},
+                       "base_weight_share": base_weight_share},
         "width": base.provenance.get("width"),
         "trained_on": f"{base.provenance.get('trained_on', base.name)}; then adapted to one event from "
                       f"{plan.landslides_used} landslides an analyst mapped in {plan.km2(plan.area_px):.2f} km² "
@@ -245,7 +230,7 @@ def adapted_card(base: ModelCard, request: AdaptationRequest, plan: AdaptationPl
 
 
 def adapt(request: AdaptationRequest, output_path: str, name: str = "", batch_size: int = BATCH_SIZE,
-          learning_rate: float = LEARNING_RATE, base_weight_share: Optional[float] = None,
+          learning_rate: float = LEARNING_RATE, base_weight_share: float = BASE_WEIGHT_SHARE,
           log: Callable[[str], None] = print,
           progress: Callable[[float], None] = lambda fraction: None,
           is_cancelled: Callable[[], bool] = lambda: False, checks_dir: str = "") -> AdaptationResult:
@@ -261,9 +246,7 @@ def adapt(request: AdaptationRequest, output_path: str, name: str = "", batch_si
     from .network import OUTPUT_NAMES
     from .onnx_weights import rebuild_network
 
-    shares = BASE_WEIGHT_SHARES if base_weight_share is None else (base_weight_share,)
-    for share in shares:
-        _check_base_weight_share(share)  # before the minutes of training, not after
+    _check_base_weight_share(base_weight_share)  # before the minutes of training, not after
     start = time.time()
     budget_s = request.minutes * 60.0
 
@@ -319,19 +302,8 @@ def adapt(request: AdaptationRequest, output_path: str, name: str = "", batch_si
             if mcc > best[0]:
                 best = (mcc, network.get_weights(), steps)
             next_check = time.time() + check_every_s
-    by_share = {}
-    for share in shares:
-        check_cancel()
-        network.set_weights(interpolated_weights(best[1], base_weights, share))
-        by_share[share] = validation_counts(predictor.probability(network), area, predictor.valid)
-    share_mcc = {share: float(mcc_of_counts(counts).max()) for share, counts in by_share.items()}
-    base_weight_share = chosen_base_share(share_mcc)
-    if len(shares) > 1:
-        log("Validation MCC (best threshold) with the weights moved back towards the base model's: "
-            + ", ".join(f"{share:.0%} back {mcc:.3f}" for share, mcc in share_mcc.items())
-            + f"; kept {base_weight_share:.0%} back (the furthest within {SHARE_TOLERANCE:g} of the best).")
     network.set_weights(interpolated_weights(best[1], base_weights, base_weight_share))
-    counts = by_share[base_weight_share]
+    counts = validation_counts(predictor.probability(network), area, predictor.valid)
     chosen = int(np.argmax(mcc_of_counts(counts)))
     threshold = float(THRESHOLDS[chosen])
     scores = _scores_at(counts, threshold)
@@ -340,7 +312,7 @@ def adapt(request: AdaptationRequest, output_path: str, name: str = "", batch_si
         f"precision {scores['precision']:.3f}, recall {scores['recall']:.3f} at threshold {threshold:g}.")
     check_cancel()
     card = adapted_card(base, request, plan, area, threshold, scores, base_scores, steps, tiles,
-                        time.time() - start, name, base_weight_share, share_mcc)
+                        time.time() - start, name, base_weight_share)
     export_onnx(network, card, output_path, overwrite=True, sizes_px=(96,), tolerance=1e-3)
     seconds = time.time() - start
     progress(1.0)
