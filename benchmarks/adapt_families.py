@@ -190,6 +190,19 @@ def baseline_mcc(event_dir: str, probability_tif: str, truth: np.ndarray, where:
     return float(mcc_of_counts(counts).max())
 
 
+def rest_counts(probability_tif: str, truth: np.ndarray, where: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Confusion counts (tp, fp, fn, tn) at each of ``thresholds`` on the pixels of ``where`` that have a
+    probability."""
+    probability = gdal.Open(probability_tif).ReadAsArray()
+    scored = where & (probability >= 0)
+    return threshold_counts(probability[scored], truth[scored], thresholds)
+
+
+def pooled_mcc(count_rows) -> float:
+    """MCC of the summed confusion counts (tp, fp, fn, tn) of several events, rounded as the JSONs keep it."""
+    return round(float(mcc_of_counts(np.sum(count_rows, axis=0)[None])[0]), 4)
+
+
 def score(probability_tif: str, threshold: float, truth: np.ndarray, where: np.ndarray) -> dict:
     probability = gdal.Open(probability_tif).ReadAsArray()
     valid = where & (probability >= 0)
@@ -260,10 +273,8 @@ def main(argv=None) -> int:
         print(f"{name}: mapped the {side} {covered:.1%} ({kept} landslides); base MCC {row['base']['mcc']:.3f} -> "
               f"adapted {row['adapted']['mcc']:.3f} on the rest (baseline {row['baseline_best_threshold_mcc']:.3f}); "
               f"{run['wall_s']:.0f} s, peak {run['peak_rss_mb']:.0f} MB", flush=True)
-    pooled = {}
-    for which in ("base", "adapted"):
-        counts = np.sum([[r[which][k] for k in ("tp", "fp", "fn", "tn")] for r in rows], axis=0)
-        pooled[which] = round(float(mcc_of_counts(counts)), 4)
+    pooled = {which: pooled_mcc([[r[which][k] for k in ("tp", "fp", "fn", "tn")] for r in rows])
+              for which in ("base", "adapted")}
     summary = {"what": "adapting a model to an event from a partial mapping; scored on the rest of each event",
                "base_model": os.path.basename(args.base_model), "events": rows, "pooled_mcc": pooled,
                "minutes": args.minutes, "mapped_fraction": args.mapped_fraction}

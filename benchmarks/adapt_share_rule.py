@@ -7,9 +7,8 @@ third): the largest share of ``RULE_SHARES`` whose validation MCC is within ``SH
 For each work folder of ``benchmarks/adapt_families.py`` the weights as trained are read back from
 ``adapted.onnx`` (its card says how far they were moved back: ``w = (1 - s) * trained + s * base``, so
 ``trained = (w - s * base) / (1 - s)``; cards from before the move record nothing and hold them as trained).
-Then, as the trainer does after training (``training.adapt``), each share of ``RULE_SHARES`` (and the
-weights as trained, share 0) is scored
-on the same validation blocks of the analyst's strip (same request, same seed), its threshold calibrated there,
+Then, with the trainer's own validation functions (``training.adapt``), each share of ``RULE_SHARES`` (and
+the weights as trained, share 0) is scored on the same validation blocks of the analyst's strip (same request, same seed), its threshold calibrated there,
 and the rule picks one. Every share's model maps the whole event with the plugin's pipeline and
 is scored on the part outside the strip at its validation threshold. Pooled MCC is given for each fixed share
 and for the rule, so the rule is compared with fixed shares without the run-to-run spread of training.
@@ -41,12 +40,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from osgeo import gdal  # noqa: E402
 
 import adapt_families as af  # noqa: E402
 from model.adaptation_inputs import AdaptationRequest, check_adaptation, read_mapped_area  # noqa: E402
 from model.grid import RasterInput  # noqa: E402
-from model.metrics import mcc_of_counts, threshold_counts  # noqa: E402
+from model.metrics import mcc_of_counts  # noqa: E402
 from model.session import read_card  # noqa: E402
 from model.vectors import VectorInput  # noqa: E402
 from training.adapt import THRESHOLDS, AreaPredictor, interpolated_weights, validation_counts  # noqa: E402
@@ -76,7 +74,8 @@ def request_of(event_dir: str, folder: str, base_model: str, seed: int) -> Adapt
 
 
 def trained_weights(adapted: str, base_weights):
-    """The network of ``adapted`` and its weights as trained, before the card's move back towards the base."""
+    """The network of ``adapted``, its weights as trained (before the card's move back towards the base), the
+    share it was moved and its card."""
     from training.onnx_weights import rebuild_network
 
     card = read_card(adapted)
@@ -85,7 +84,7 @@ def trained_weights(adapted: str, base_weights):
     if share >= 1.0:
         raise ValueError(f"{adapted} holds the base model's weights (share 1): nothing to read back")
     weights = [(w - share * b) / (1.0 - share) for w, b in zip(network.get_weights(), base_weights)]
-    return network, weights, share
+    return network, weights, share, card
 
 
 SCORED_SHARES = tuple(sorted(set(RULE_SHARES) | {0.0}, reverse=True))
@@ -110,9 +109,7 @@ def score_weights(trained, base_weights, network, predictor, area, card, folder,
         af.probability_map(model, event_dir, tif, os.path.join(event_dir, "clouds.gpkg"))
         if truth is None:
             truth, where = af.truth_on(tif, event_dir), af.outside_box(tif, box)
-        probability = gdal.Open(tif).ReadAsArray()
-        scored = where & (probability >= 0)
-        rest_counts[share] = threshold_counts(probability[scored], truth[scored], np.array([threshold]))[0]
+        rest_counts[share] = af.rest_counts(tif, truth, where, np.array([threshold]))[0]
         by_share[f"{share:g}"] = {"validation_mcc": round(float(mcc_of_counts(validation)[best]), 4),
                                   "threshold": threshold,
                                   "rest_mcc": round(float(mcc_of_counts(rest_counts[share][None])[0]), 4)}
@@ -160,14 +157,14 @@ def main(argv=None) -> int:
         area = read_mapped_area(request, plan)
         predictor = AreaPredictor(area, plan.card, plan.grid.gsd_m)
         adapted = os.path.join(folder, "adapted.onnx")
-        network, trained, moved = trained_weights(adapted, base_weights)
+        network, trained, moved, card = trained_weights(adapted, base_weights)
         row = {"event": name, "adapted_card_share": moved}
         candidates = {"trainer": trained}
         if args.checks:
             candidates["mean_of_checks"], row["check_steps"] = mean_of_checks(os.path.join(folder, "checks"))
         for tag in sets:
             row[tag], rest_counts, kept = score_weights(candidates[tag], base_weights, network, predictor, area,
-                                                        read_card(adapted), folder, f"rule_{tag}", event_dir, box)
+                                                        card, folder, f"rule_{tag}", event_dir, box)
             for share in SCORED_SHARES:
                 pooled[tag][share].append(rest_counts[share])
             pooled[tag]["rule"].append(rest_counts[kept])
@@ -183,9 +180,8 @@ def main(argv=None) -> int:
                                        if args.checks else ""),
                "base_model": os.path.basename(args.base_model), "work": os.path.relpath(args.work, ROOT),
                "events": rows,
-               "pooled_mcc": {tag: {(k if k == "rule" else f"{k:g}"):
-                                    round(float(mcc_of_counts(np.sum(c, axis=0)[None])[0]), 4)
-                                    for k, c in by.items()} for tag, by in pooled.items()}}
+               "pooled_mcc": {tag: {(k if k == "rule" else f"{k:g}"): af.pooled_mcc(c) for k, c in by.items()}
+                              for tag, by in pooled.items()}}
     if not args.checks:
         summary["pooled_mcc"] = summary["pooled_mcc"]["trainer"]
     with open(args.out, "w", encoding="utf-8") as handle:

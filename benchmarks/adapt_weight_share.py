@@ -30,10 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from osgeo import gdal  # noqa: E402
 
 import adapt_families as af  # noqa: E402
-from model.metrics import mcc_of_counts, threshold_counts  # noqa: E402
+from model.metrics import mcc_of_counts  # noqa: E402
 from model.session import read_card  # noqa: E402
 from score_families import THRESHOLDS  # noqa: E402  (0.05 to 0.99, the families benchmark's)
 
@@ -81,9 +80,7 @@ def main(argv=None) -> int:
             af.probability_map(model, event_dir, tif, os.path.join(event_dir, "clouds.gpkg"))
             if truth is None:
                 truth, where = af.truth_on(tif, event_dir), af.outside_box(tif, box)
-            probability = gdal.Open(tif).ReadAsArray()
-            scored = where & (probability >= 0)
-            counts = threshold_counts(probability[scored], truth[scored], THRESHOLDS)
+            counts = af.rest_counts(tif, truth, where, THRESHOLDS)
             mcc = mcc_of_counts(counts)
             threshold = read_card(model).threshold
             index = int(np.argmin(np.abs(THRESHOLDS - threshold)))
@@ -96,8 +93,7 @@ def main(argv=None) -> int:
     summary = {"what": "adapted weights moved back towards the base model's by a share; scored on the rest of each "
                        "event at the adapted card's threshold (share 1: the base model at its own)",
                "base_model": os.path.basename(args.base_model), "events": rows,
-               "pooled_mcc": {f"{share:g}": round(float(mcc_of_counts(np.sum(c, axis=0)[None])[0]), 4)
-                              for share, c in pooled.items()}}
+               "pooled_mcc": {f"{share:g}": af.pooled_mcc(c) for share, c in pooled.items()}}
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
     print(json.dumps(summary["pooled_mcc"]))
