@@ -8,7 +8,8 @@ where the mapping is complete; ``python -m training adapt`` fine-tunes the base 
 stacks them, radiometry ``s2_l2a``, the AW3D30 DSM). Then ``score_hokkaido.py`` scores the base and the adapted
 models, with the change-index baselines, in the ``test`` part, which no adaptation saw.
 
-Writes ``DIR/<base>_adapted.onnx``, ``DIR/<base>_adapt.log``, ``DIR/scores.json`` and the overview PNGs.
+Writes ``DIR/<base>_adapted.onnx``, ``DIR/<base>_adapt.log``, ``DIR/scores.json`` and the overview PNGs, and keeps
+the weights of every validation check in ``DIR/<base>_checks/`` (``step_<n>.npz``, about 1.5 MB each; not committed).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def main(argv=None) -> int:
                    "--dem", os.path.join(args.data_dir, "dsm_AW3D30.tif"), "--radiometry", "s2_l2a",
                    "--landslides", landslides, "--area", f"{sh.DEFAULT_PARTS}|layername=adapt",
                    "--base-model", os.path.abspath(base), "--output", adapted, "--minutes", str(args.minutes),
-                   "--result-json", os.path.join(args.out, f"{stem}_adapt.json")]
+                   "--result-json", os.path.join(args.out, f"{stem}_adapt.json"),
+                   "--save-checks", os.path.join(args.out, f"{stem}_checks")]
         start = time.time()
         with open(os.path.join(args.out, f"{stem}_adapt.log"), "w", encoding="utf-8") as log:
             status = subprocess.run(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT).returncode

@@ -86,6 +86,20 @@ def _command(mapped_event, output, minutes, *extra):
             "--landslides", landslides, "--area", area, "--output", output, "--minutes", str(minutes), *extra]
 
 
+def test_the_adapted_threshold_is_the_middle_of_those_near_the_best_mcc():
+    from training.adapt import THRESHOLDS, calibrated_threshold_index
+
+    counts = np.tile([5, 5, 5, 5], (len(THRESHOLDS), 1))  # MCC 0
+    counts[20] = [10, 0, 0, 10]  # MCC 1: a lone spike at the low end
+    counts[40:51] = [19, 1, 1, 19]  # MCC 0.9 from 40 to 50
+    assert int(np.argmax(counts[:, 0] == 10)) == 20
+    assert calibrated_threshold_index(counts, 0.15) == 45  # the spike and the plateau: the middle of twelve, upper
+    assert calibrated_threshold_index(counts, 0.05) == 20  # only the spike is within 0.05 of the best
+    counts[20] = [5, 5, 5, 5]
+    assert calibrated_threshold_index(counts, 0.0) == 45  # eleven thresholds share the best: the middle one
+    assert calibrated_threshold_index(np.tile([5, 5, 5, 5], (len(THRESHOLDS), 1))) == len(THRESHOLDS) // 2
+
+
 def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(mapped_event, tmp_path):
     output = str(tmp_path / "adapted.onnx")
     result_path = str(tmp_path / "result.json")
@@ -98,6 +112,9 @@ def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(m
     checked = sorted(int(line.split()[1].rstrip(":")) for line in done.stdout.splitlines()
                      if line.startswith("step ") and "validation MCC" in line)
     assert checked and sorted(int(f[5:-4]) for f in os.listdir(checks)) == checked
+    # each check scores the weights as they would be shipped, halfway back, beside the weights as trained
+    assert all(" as trained, " in line and " moved 50% back " in line for line in done.stdout.splitlines()
+               if line.startswith("step ") and "validation MCC" in line), done.stdout[-2000:]
     from training.onnx_weights import rebuild_network
 
     shapes = [w.shape for w in rebuild_network(DEFAULT_MODEL, read_card(DEFAULT_MODEL))[0].get_weights()]
