@@ -3,7 +3,8 @@ scored on the rest of each event.
 
 For work folders of ``benchmarks/adapt_families.py`` whose trainer saved the weights of every validation check
 (``<event>/checks/step_<n>.npz``), each check's weights are moved back towards the base model's by the share the
-run's card records (``w = (1 - s) * trained + s * base``, halfway for the shipped trainer), and scored with the
+run's card records, or ``--base-weight-share`` (``w = (1 - s) * trained + s * base``; halfway for the shipped
+trainer), and scored with the
 trainer's own functions (``training.adapt``) on the validation blocks of the analyst's strip (same request, same
 seed), as trained and as moved. The moved weights then map the whole event with the plugin's pipeline, and the
 part outside the strip is scored at every threshold. The base model (step 0: any move leaves it as it is) is a
