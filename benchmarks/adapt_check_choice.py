@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
@@ -61,17 +60,6 @@ CHECK_RULES = ("as_trained", "as_moved", "last")
 CHOICES = {"before": ("as_trained", "best"), "shipped": ("as_moved", "middle")}
 
 
-def saved_checks(checks_dir: str):
-    """``(step, weights)`` of every ``step_<n>.npz`` in ``checks_dir``, in step order."""
-    names = sorted((f for f in os.listdir(checks_dir) if f.startswith("step_") and f.endswith(".npz")),
-                   key=lambda f: int(f[5:-4]))
-    if not names:
-        raise FileNotFoundError(f"no step_<n>.npz in {checks_dir}")
-    for name in names:
-        with np.load(os.path.join(checks_dir, name)) as parts:
-            yield int(name[5:-4]), [parts[f"arr_{i}"] for i in range(len(parts.files))]
-
-
 def score_checks(event_dir, folder, base_model, base_weights, network, seed, fraction, share=None):
     """Per candidate (the base model as step 0, then every saved check): validation counts as trained and as
     moved, and the counts on the rest of the event at every threshold of the moved weights' map."""
@@ -86,7 +74,7 @@ def score_checks(event_dir, folder, base_model, base_weights, network, seed, fra
     if share is None:
         share = float(card.provenance.get("adaptation", {}).get("base_weight_share", 0.0))
     clouds = os.path.join(event_dir, "clouds.gpkg")
-    candidates = [(0, base_weights)] + list(saved_checks(os.path.join(folder, "checks")))
+    candidates = [(0, base_weights)] + list(af.saved_checks(os.path.join(folder, "checks")))
     truth = where = None
     scored = []
     for step, trained in candidates:
@@ -94,9 +82,8 @@ def score_checks(event_dir, folder, base_model, base_weights, network, seed, fra
         as_trained = validation_counts(predictor.probability(network), area, predictor.valid)
         network.set_weights(interpolated_weights(trained, base_weights, share))
         as_moved = validation_counts(predictor.probability(network), area, predictor.valid)
-        tif = os.path.join(folder, f"check_{step}_moved_{share:g}.tif")
-        if step == 0:
-            tif = os.path.join(folder, "base.tif")  # adapt_families.py's map of the base model
+        # step 0: adapt_families.py's map of the base model
+        tif = os.path.join(folder, "base.tif" if step == 0 else f"check_{step}_moved_{share:g}.tif")
         if not os.path.exists(tif):
             model = tif[:-4] + ".onnx"
             export_onnx(network, dataclasses.replace(card, threshold=0.5), model, overwrite=True, sizes_px=(96,),
@@ -171,9 +158,7 @@ def main(argv=None) -> int:
                "pooled_mcc": {key: af.pooled_mcc(counts) for key, counts in pooled.items()}}
     for label, (check_rule, threshold_rule) in CHOICES.items():
         summary["pooled_mcc"][label] = summary["pooled_mcc"][f"{check_rule}+{threshold_rule}"]
-    with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=1)
-    print(json.dumps(summary["pooled_mcc"]))
+    af.write_summary(args.out, summary)
     return 0
 
 

@@ -198,6 +198,26 @@ def rest_counts(probability_tif: str, truth: np.ndarray, where: np.ndarray, thre
     return threshold_counts(probability[scored], truth[scored], thresholds)
 
 
+def saved_checks(checks_dir: str):
+    """``(step, weights)`` of every ``step_<n>.npz`` the trainer saved in ``checks_dir`` (``--save-checks``), in
+    step order."""
+    names = sorted((f for f in os.listdir(checks_dir) if f.startswith("step_") and f.endswith(".npz")),
+                   key=lambda f: int(f[5:-4]))
+    if not names:
+        raise FileNotFoundError(f"no step_<n>.npz in {checks_dir}")
+    for name in names:
+        with np.load(os.path.join(checks_dir, name)) as parts:
+            yield int(name[5:-4]), [parts[f"arr_{i}"] for i in range(len(parts.files))]
+
+
+def write_summary(path: str, summary: dict) -> None:
+    """Write a benchmark's ``summary`` as JSON to ``path`` and print its pooled MCC."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=1)
+    print(json.dumps(summary["pooled_mcc"]))
+
+
 def pooled_mcc(count_rows) -> float:
     """MCC of the summed confusion counts (tp, fp, fn, tn) of several events, rounded as the JSONs keep it."""
     return round(float(mcc_of_counts(np.sum(count_rows, axis=0)[None])[0]), 4)
@@ -278,10 +298,7 @@ def main(argv=None) -> int:
     summary = {"what": "adapting a model to an event from a partial mapping; scored on the rest of each event",
                "base_model": os.path.basename(args.base_model), "events": rows, "pooled_mcc": pooled,
                "minutes": args.minutes, "mapped_fraction": args.mapped_fraction}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=1)
-    print(json.dumps(pooled))
+    write_summary(args.out, summary)
     return 0
 
 

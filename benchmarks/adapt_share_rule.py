@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
@@ -119,16 +118,12 @@ def score_weights(trained, base_weights, network, predictor, area, card, folder,
 
 def mean_of_checks(checks_dir: str):
     """The uniform mean of the weights saved at every validation check of one run."""
-    names = sorted((f for f in os.listdir(checks_dir) if f.startswith("step_") and f.endswith(".npz")),
-                   key=lambda f: int(f[5:-4]))
-    if not names:
-        raise FileNotFoundError(f"no step_<n>.npz in {checks_dir}")
-    total = None
-    for name in names:
-        with np.load(os.path.join(checks_dir, name)) as parts:
-            weights = [parts[f"arr_{i}"].astype(np.float64) for i in range(len(parts.files))]
+    total, steps = None, []
+    for step, saved in af.saved_checks(checks_dir):
+        weights = [w.astype(np.float64) for w in saved]
         total = weights if total is None else [t + w for t, w in zip(total, weights)]
-    return [(t / len(names)).astype(np.float32) for t in total], [int(f[5:-4]) for f in names]
+        steps.append(step)
+    return [(t / len(steps)).astype(np.float32) for t in total], steps
 
 
 def main(argv=None) -> int:
@@ -184,9 +179,7 @@ def main(argv=None) -> int:
                               for tag, by in pooled.items()}}
     if not args.checks:
         summary["pooled_mcc"] = summary["pooled_mcc"]["trainer"]
-    with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=1)
-    print(json.dumps(summary["pooled_mcc"]))
+    af.write_summary(args.out, summary)
     return 0
 
 

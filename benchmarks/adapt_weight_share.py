@@ -20,7 +20,6 @@ Needs TensorFlow (the weights are read back into Keras and exported again).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -94,9 +93,7 @@ def main(argv=None) -> int:
                        "event at the adapted card's threshold (share 1: the base model at its own)",
                "base_model": os.path.basename(args.base_model), "events": rows,
                "pooled_mcc": {f"{share:g}": af.pooled_mcc(c) for share, c in pooled.items()}}
-    with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=1)
-    print(json.dumps(summary["pooled_mcc"]))
+    af.write_summary(args.out, summary)
     return 0
 
 
