@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 
 from qgis.core import (
     QgsProcessing,
@@ -155,6 +156,7 @@ class AdaptModelToEvent(EventInputs, LandslideAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         """Check the inputs and the trainer's Python, run the trainer, then give the model its final name."""
+        started_at = time.time()  # the budget counts from here: the checks below and the trainer's start-up included
         output = self._output_path(parameters, context)
         request = self._request(parameters, context, feedback)
         try:
@@ -170,7 +172,7 @@ class AdaptModelToEvent(EventInputs, LandslideAlgorithm):
             model = os.path.join(scratch, "adapted.onnx")
             result_path = os.path.join(scratch, "result.json")
             command = [python, "-m", "training", "adapt", "--progress", "--output", model, "--result-json", result_path,
-                       *_request_arguments(request)]
+                       "--started-at", f"{started_at:.3f}", *_request_arguments(request)]
             try:
                 run_trainer(command, feedback)
             except LandslideMapperError as error:

@@ -252,6 +252,10 @@ def main(argv=None) -> int:
     parser.add_argument("--base-model", default=os.path.join(ROOT, "model", "default_model.onnx"))
     parser.add_argument("--mapped-fraction", type=float, default=0.15)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--scored-fraction", type=float, default=None,
+                        help="score outside the strip this fraction would map instead of outside the mapped one: with "
+                             "--mapped-fraction 1 the trainer sees the scored pixels too, an upper bound of what "
+                             "adapting can reach on the rest of a 15 %% mapping")
     parser.add_argument("--python", default=sys.executable, help="Python with TensorFlow for the adapt step")
     parser.add_argument("--rescore-baselines", action="store_true",
                         help="only recompute the baselines of the events already in --out (their work folders kept)")
@@ -266,6 +270,8 @@ def main(argv=None) -> int:
         name = os.path.basename(os.path.normpath(event_dir))
         work = os.path.join(args.work, name)
         box, side, covered, kept = write_partial_mapping(event_dir, args.mapped_fraction, work)
+        if args.scored_fraction is not None:  # the strip of the scored fraction, written aside
+            box = write_partial_mapping(event_dir, args.scored_fraction, os.path.join(work, "scored_strip"))[0]
         measured = os.path.join(work, "adapt_run.json")
         if os.path.exists(measured) and os.path.exists(os.path.join(work, "adapted.onnx")):  # adapted earlier
             with open(measured, encoding="utf-8") as handle:
@@ -297,7 +303,9 @@ def main(argv=None) -> int:
               for which in ("base", "adapted")}
     summary = {"what": "adapting a model to an event from a partial mapping; scored on the rest of each event",
                "base_model": os.path.basename(args.base_model), "events": rows, "pooled_mcc": pooled,
-               "minutes": args.minutes, "mapped_fraction": args.mapped_fraction}
+               "minutes": args.minutes, "mapped_fraction": args.mapped_fraction,
+               "scored": "outside the mapped strip" if args.scored_fraction is None else
+               f"outside the strip of {args.scored_fraction:g} of the event (the trainer saw it too)"}
     write_summary(args.out, summary)
     return 0
 

@@ -139,6 +139,22 @@ def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(m
     assert result["scores"]["mcc"] > 0.5, result
 
 
+def test_the_budget_counts_from_the_start_it_is_given(mapped_event, tmp_path):
+    # The Processing algorithm passes its own start, so the time its checks took is spent from the budget too.
+    from training.adapt import EXPORT_RESERVE_S, MIN_STEPS
+
+    result_path = str(tmp_path / "result.json")
+    begun = time.time() - 40.0  # 40 s of a 1-minute budget already spent: no time left to train beyond the minimum
+    done = subprocess.run(_command(mapped_event, str(tmp_path / "adapted.onnx"), 1.0, "--result-json", result_path,
+                                   "--started-at", f"{begun:.3f}"),
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert 60 - 40 < EXPORT_RESERVE_S
+    result = json.load(open(result_path, encoding="utf-8"))
+    assert result["steps"] == MIN_STEPS, result
+    assert result["seconds"] >= 40.0, result  # counted from the start given, not from the trainer's own
+
+
 def test_sigterm_stops_the_trainer_without_writing_the_model(mapped_event, tmp_path):
     output = str(tmp_path / "adapted.onnx")
     process = subprocess.Popen(_command(mapped_event, output, 5.0, "--progress"), cwd=REPO_ROOT,
