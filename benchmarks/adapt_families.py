@@ -67,19 +67,18 @@ MIN_MAPPED = 10
 touches the most."""
 
 
-def write_partial_mapping(event_dir: str, fraction: float, out_dir: str):
-    """``area.gpkg`` (a strip of ``fraction`` of the event along the west edge, or along the edge whose strip
-    touches the most inventory polygons when the west one touches fewer than :data:`MIN_MAPPED`) and
-    ``landslides.gpkg`` (the inventory polygons touching it).
+def mapped_strip(event_dir: str, fraction: float):
+    """The strip of ``fraction`` of the event along the west edge, or along the edge whose strip touches the most
+    inventory polygons when the west one touches fewer than :data:`MIN_MAPPED`.
 
-    Returns ``(box, side, covered fraction, polygons kept)``; ``box`` is the strip's (x_min, y_min, x_max, y_max).
+    Returns ``(side, polygon, box, polygons touching it, covered fraction)``; ``box`` is the strip's
+    (x_min, y_min, x_max, y_max).
     """
     post = gdal.Open(os.path.join(event_dir, "post.tif"))
     x0, dx, _, y0, _, dy = post.GetGeoTransform()
     width, height = post.RasterXSize, post.RasterYSize
     inventory = ogr.Open(os.path.join(event_dir, "inventory.gpkg"))
-    source = inventory.GetLayer(0)
-    geometries = [feature.GetGeometryRef().Clone() for feature in source]
+    geometries = [feature.GetGeometryRef().Clone() for feature in inventory.GetLayer(0)]
     best = None
     for side in SIDES:
         across = width if side in ("west", "east") else height
@@ -90,8 +89,20 @@ def write_partial_mapping(event_dir: str, fraction: float, out_dir: str):
             best = (side, polygon, box, touching, strip_px / across)
         if side == "west" and len(touching) >= MIN_MAPPED:
             break
-    side, strip, box, touching, covered = best
+    return best
+
+
+def write_partial_mapping(event_dir: str, fraction: float, out_dir: str):
+    """``area.gpkg`` (the :func:`mapped_strip` of ``fraction``) and ``landslides.gpkg`` (the inventory polygons
+    touching it).
+
+    Returns ``(box, side, covered fraction, polygons kept)``; ``box`` is the strip's (x_min, y_min, x_max, y_max).
+    """
+    side, strip, box, touching, covered = mapped_strip(event_dir, fraction)
+    post = gdal.Open(os.path.join(event_dir, "post.tif"))
     srs = osr.SpatialReference(wkt=post.GetProjection())
+    inventory = ogr.Open(os.path.join(event_dir, "inventory.gpkg"))
+    source = inventory.GetLayer(0)
     os.makedirs(out_dir, exist_ok=True)
     driver = ogr.GetDriverByName("GPKG")
     for name in ("area.gpkg", "landslides.gpkg"):
@@ -270,8 +281,8 @@ def main(argv=None) -> int:
         name = os.path.basename(os.path.normpath(event_dir))
         work = os.path.join(args.work, name)
         box, side, covered, kept = write_partial_mapping(event_dir, args.mapped_fraction, work)
-        if args.scored_fraction is not None:  # the strip of the scored fraction, written aside
-            box = write_partial_mapping(event_dir, args.scored_fraction, os.path.join(work, "scored_strip"))[0]
+        if args.scored_fraction is not None:  # scored outside the strip that fraction would map
+            box = mapped_strip(event_dir, args.scored_fraction)[2]
         measured = os.path.join(work, "adapt_run.json")
         if os.path.exists(measured) and os.path.exists(os.path.join(work, "adapted.onnx")):  # adapted earlier
             with open(measured, encoding="utf-8") as handle:

@@ -248,7 +248,7 @@ def cmd_adapt(args) -> int:
                    learning_rate=args.learning_rate, base_weight_share=args.base_weight_share,
                    log=lambda m: print(m, flush=True),
                    progress=progress, is_cancelled=lambda: stop["now"], checks_dir=args.save_checks,
-                   started_at=STARTED_AT if args.started_at is None else args.started_at)
+                   started_at=args.started_at)
     if args.result_json:
         with open(args.result_json, "w", encoding="utf-8") as handle:
             handle.write(result_json(result))
@@ -385,7 +385,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="model name in the card (default: <base name>-adapted)")
     p.add_argument("--result-json", default="", help="also write the scores and counts to this JSON file")
     p.add_argument("--progress", action="store_true", help="print PROGRESS <fraction> lines (for QGIS)")
-    p.add_argument("--started-at", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--started-at", type=float, default=STARTED_AT, metavar="SECONDS",
                    help="when the time budget began, in seconds since 1970 (default: when this command began; the "
                         "Processing algorithm passes its own start, so its checks count too)")
     p.add_argument("--save-checks", default="", metavar="DIR",
