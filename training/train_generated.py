@@ -9,7 +9,11 @@ minutes and at the end (``weights_<step>_part<k>.npz``, parts of at most
 15 MB that the GPU machine can hand back and git can keep, named in
 ``state.json``, which is replaced last), and a run given the same ``--out``
 resumes from them (optimizer state restarts; the learning rate schedule
-follows the step count).
+follows the step count). ``--anneal-steps`` instead gives one run its own
+schedule, for a fine-tune from a checkpoint: a linear warm-up over
+``--warmup-steps`` (Adam's moments start from zero), then a half cosine from
+``--learning-rate`` down to ``--anneal-to`` of it, held after that
+(:class:`LearningRatePlan`).
 
 Runs with any Keras 3 backend: ``KERAS_BACKEND=jax`` on a GPU machine without
 TensorFlow or GDAL, TensorFlow on the CPU here. Export afterwards with
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -41,6 +46,45 @@ from .simulate_families import HELD_OUT_FAMILIES, TRAINING_FAMILIES
 DEFAULT_KINDS = TRAINING_FAMILIES + (REAL_BACKGROUNDS,)
 WEIGHTS_PREFIX = "weights"
 STATE_FILE = "state.json"
+
+
+class LearningRatePlan:
+    """The learning rate of each step of one run.
+
+    Without annealing (``anneal_steps == 0``) it is the long schedule every run
+    followed so far: a cosine over ``LONG_DECAY_STEPS`` global steps from
+    ``learning_rate`` to a tenth of it (Keras ``CosineDecay``, alpha 0.1). With
+    annealing, the run's own steps count from ``first_step``: a linear warm-up
+    over ``warmup_steps``, then a half cosine over ``anneal_steps`` from
+    ``learning_rate`` down to ``anneal_to * learning_rate``, held afterwards.
+    """
+
+    LONG_DECAY_STEPS = 20_000
+    LONG_ALPHA = 0.1
+
+    def __init__(self, learning_rate: float, first_step: int = 0, anneal_steps: int = 0, anneal_to: float = 0.1,
+                 warmup_steps: int = 0):
+        if learning_rate <= 0 or anneal_steps < 0 or warmup_steps < 0 or not 0 < anneal_to <= 1:
+            raise ValueError("learning_rate > 0, anneal_steps >= 0, warmup_steps >= 0 and 0 < anneal_to <= 1")
+        self.learning_rate, self.first_step = learning_rate, first_step
+        self.anneal_steps, self.anneal_to, self.warmup_steps = anneal_steps, anneal_to, warmup_steps
+
+    @staticmethod
+    def _cosine(progress: float, floor: float) -> float:
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+    def at(self, step: int) -> float:
+        """The rate of the step taken when ``step`` steps are done (global count)."""
+        if not self.anneal_steps:
+            return self.learning_rate * self._cosine(step / self.LONG_DECAY_STEPS, self.LONG_ALPHA)
+        own = step - self.first_step
+        if own < self.warmup_steps:
+            return self.learning_rate * (own + 1) / self.warmup_steps
+        return self.learning_rate * self._cosine((own - self.warmup_steps) / self.anneal_steps, self.anneal_to)
+
+    def describe(self) -> Dict[str, object]:
+        return {"learning_rate": self.learning_rate, "from_step": self.first_step, "anneal_steps": self.anneal_steps,
+                "anneal_to": self.anneal_to, "warmup_steps": self.warmup_steps}
 
 
 def generated_card(width: float, tile_px: int = 224, context_px: int = 32, gsd_m: float = 10.0,
@@ -140,7 +184,8 @@ def width_dir(out_dir: str, width: float) -> str:
 class _Trainee:
     """One network of the run, its folder and its resumable state."""
 
-    def __init__(self, out_dir: str, width: float, tile_px: int, kinds: Sequence[str], learning_rate: float, log):
+    def __init__(self, out_dir: str, width: float, tile_px: int, kinds: Sequence[str], learning_rate: float, log,
+                 anneal_steps: int = 0, anneal_to: float = 0.1, warmup_steps: int = 0):
         import keras
 
         from .losses import loss_weights, output_losses
@@ -160,15 +205,14 @@ class _Trainee:
         if self.state.get("weights"):
             load_weight_parts(self.network, [os.path.join(self.folder, p) for p in self.state["weights"]])
             log(f"width {width:g}: resumed from {self.folder} after {self.state['steps']} steps")
-        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=20_000, alpha=0.1)
-        self.network.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule),
+        self.plan = LearningRatePlan(learning_rate, self.state["steps"], anneal_steps, anneal_to, warmup_steps)
+        self.network.compile(optimizer=keras.optimizers.Adam(learning_rate=self.plan.at(self.state["steps"])),
                              loss=output_losses(OUTPUT_NAMES), loss_weights=loss_weights(OUTPUT_NAMES))
-        if self.state["steps"]:
-            self.network.optimizer.iterations.assign(self.state["steps"])
         self.output_names = OUTPUT_NAMES
         self.running = None
 
     def step(self, x, target) -> float:
+        self.network.optimizer.learning_rate.assign(self.plan.at(self.state["steps"]))
         logs = self.network.train_on_batch(x, {name: target for name in self.output_names}, return_dict=True)
         loss = float(logs["loss"])
         self.running = loss if self.running is None else 0.98 * self.running + 0.02 * loss
@@ -201,16 +245,21 @@ def _book(trainees: Dict[float, "_Trainee"], counts: Dict[str, int], seconds: fl
 def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_size: int = 16, workers: int = 0,
           kinds: Sequence[str] = DEFAULT_KINDS, pairs_path: str = "", tile_px: int = 224, size_px: int = 512,
           tiles_per_event: int = 12, learning_rate: float = 3e-4, seed: int = 42, save_every_s: float = 120.0,
-          log=print, dry_grassland_chance: float = 0.0) -> Dict[float, "_Trainee"]:
+          log=print, dry_grassland_chance: float = 0.0, anneal_steps: int = 0, anneal_to: float = 0.1,
+          warmup_steps: int = 0) -> Dict[float, "_Trainee"]:
     """Train one network per width on the same batches for ``minutes`` (wall clock); returns them by width.
 
     ``dry_grassland_chance``: the share of family events drawn with pale dry grass and little forest
     (:func:`training.simulate_families.with_dry_grassland`); each run's value is kept in ``state.json``.
+    ``anneal_steps``, ``anneal_to``, ``warmup_steps``: see :class:`LearningRatePlan` (kept in ``state.json`` too).
     """
-    trainees = {w: _Trainee(out_dir, w, tile_px, kinds, learning_rate, log) for w in widths}
+    trainees = {w: _Trainee(out_dir, w, tile_px, kinds, learning_rate, log, anneal_steps, anneal_to, warmup_steps)
+                for w in widths}
     for trainee in trainees.values():
         trainee.state.setdefault("dry_grassland_chance_by_run", []).append(
             {"run": trainee.state["runs"], "from_step": trainee.state["steps"], "chance": dry_grassland_chance})
+        trainee.state.setdefault("learning_rate_by_run", []).append({"run": trainee.state["runs"],
+                                                                     **trainee.plan.describe()})
     first = next(iter(trainees.values()))
     workers = workers or max(1, (os.cpu_count() or 2) - 1)
     context = mp.get_context("spawn")
@@ -239,8 +288,9 @@ def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_
             if steps % 50 == 0:
                 now = time.time()
                 losses = "  ".join(f"w{w:g} {t.running:.4f}" for w, t in trainees.items())
-                log(f"step {first.state['steps']}  loss {losses}  {batch_size * 50 / max(1e-6, now - last_log):.1f} "
-                    f"tiles/s  elapsed {now - start:.0f} s  queue {samples.qsize()}")
+                rate = first.plan.at(first.state["steps"])
+                log(f"step {first.state['steps']}  loss {losses}  lr {rate:.2e}  "
+                    f"{batch_size * 50 / max(1e-6, now - last_log):.1f} tiles/s  elapsed {now - start:.0f} s  queue {samples.qsize()}")
                 last_log = now
             if time.time() - last_save > save_every_s:
                 _book(trainees, counts, time.time() - last_save)
@@ -340,6 +390,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tile-px", type=int, default=224)
     parser.add_argument("--size-px", type=int, default=512)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--anneal-steps", type=int, default=0,
+                        help="this run's own schedule: a half cosine over this many steps from --learning-rate to "
+                             "--anneal-to of it, held after (0: the long cosine over the global step count)")
+    parser.add_argument("--anneal-to", type=float, default=0.1, help="with --anneal-steps: the final share of the rate")
+    parser.add_argument("--warmup-steps", type=int, default=0,
+                        help="with --anneal-steps: linear warm-up over this run's first steps")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--dry-grassland-chance", type=float, default=0.0,
                         help="share of family events drawn with pale dry grass and little forest, where a scar can be "
@@ -349,13 +405,16 @@ def main(argv=None) -> int:
     parser.add_argument("--validate-events", type=int, default=0,
                         help="after training: this many generated events per kind to calibrate and score")
     args = parser.parse_args(argv)
+    if args.warmup_steps and not args.anneal_steps:
+        parser.error("--warmup-steps needs --anneal-steps (the long schedule has no warm-up)")
     bad = sorted(set(args.kinds) & set(HELD_OUT_FAMILIES))
     if bad:
         parser.error(f"{', '.join(bad)} are held out of training (training.simulate_families.HELD_OUT_FAMILIES)")
     log = lambda m: print(m, flush=True)  # noqa: E731
     trainees = train(args.out, args.minutes, args.widths, args.batch_size, args.workers, args.kinds, args.pairs,
                      args.tile_px, args.size_px, learning_rate=args.learning_rate, seed=args.seed, log=log,
-                     dry_grassland_chance=args.dry_grassland_chance)
+                     dry_grassland_chance=args.dry_grassland_chance, anneal_steps=args.anneal_steps,
+                     anneal_to=args.anneal_to, warmup_steps=args.warmup_steps)
     for width, trainee in trainees.items() if args.parts_dir else ():
         log(f"wrote {save_weight_parts(trainee.network, os.path.join(args.parts_dir, f'width_{width:g}'))}")
     for width, trainee in trainees.items() if args.validate_events else ():

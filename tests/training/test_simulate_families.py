@@ -151,12 +151,56 @@ def test_a_trainee_resumes_from_its_saved_parts_and_replaces_them(tmp_path):
     parts = first.state["weights"]
     assert parts and all((tmp_path / "width_0.125" / p).exists() for p in parts)
     again = _Trainee(str(tmp_path), 0.125, 96, ["forested_mountains"], 1e-4, log=lambda m: None)
-    assert again.state["steps"] == 7 and int(again.network.optimizer.iterations.numpy()) == 7
+    assert again.state["steps"] == 7
+    assert float(again.network.optimizer.learning_rate.numpy()) == pytest.approx(again.plan.at(7), rel=1e-6)
     for a, b in zip(first.network.get_weights(), again.network.get_weights()):
         np.testing.assert_array_equal(a, b)
     again.state["steps"] = 9
     again.save()
     assert not any((tmp_path / "width_0.125" / p).exists() for p in parts)   # the old parts are gone
+
+
+def test_the_long_learning_rate_plan_is_the_cosine_every_run_followed():
+    import keras
+
+    from training.train_generated import LearningRatePlan
+
+    plan, cosine = LearningRatePlan(3e-4), keras.optimizers.schedules.CosineDecay(3e-4, decay_steps=20_000, alpha=0.1)
+    for step in (0, 4109, 12_000, 20_000, 31_000):
+        assert plan.at(step) == pytest.approx(float(cosine(step)), rel=1e-5)
+
+
+def test_an_annealed_run_warms_up_then_falls_to_its_floor_from_its_own_first_step():
+    from training.train_generated import LearningRatePlan
+
+    plan = LearningRatePlan(1e-4, first_step=4109, anneal_steps=2400, anneal_to=0.1, warmup_steps=100)
+    assert plan.at(4109) == pytest.approx(1e-6)                      # first step of the warm-up
+    assert plan.at(4109 + 99) == pytest.approx(1e-4)                 # last step of the warm-up
+    assert plan.at(4109 + 100 + 1200) == pytest.approx(0.55e-4)      # half way down the cosine
+    assert plan.at(4109 + 100 + 2400) == pytest.approx(1e-5)
+    assert plan.at(50_000) == pytest.approx(1e-5)                    # held after
+    rates = [plan.at(s) for s in range(4109 + 100, 4109 + 2600, 50)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ValueError):
+        LearningRatePlan(1e-4, anneal_steps=10, anneal_to=0.0)
+
+
+def test_a_trainee_trains_each_step_at_its_plans_rate(tmp_path):
+    from training.train_generated import _Trainee
+
+    trainee = _Trainee(str(tmp_path), 0.125, 96, ["forested_mountains"], 1e-3, log=lambda m: None,
+                       anneal_steps=10, anneal_to=0.5, warmup_steps=4)
+    names = {spec.role: spec for spec in trainee.card.inputs}
+    x = {spec.tensor_name: np.zeros((1, 96, 96, len(spec.channels)), np.float32) for spec in names.values()}
+    target = np.zeros((1, 96, 96, 2), np.float32)
+    target[..., 1] = 1.0
+    used = []
+    for _ in range(6):
+        step = trainee.state["steps"]
+        trainee.step(x, target)
+        used.append(float(trainee.network.optimizer.learning_rate.numpy()))
+        assert used[-1] == pytest.approx(trainee.plan.at(step), rel=1e-6)
+    assert used[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3]) and used[5] < used[4]
 
 
 @pytest.mark.parametrize("checkpoint", ["families/width_0.125", "default_model", "dry_grassland"])
