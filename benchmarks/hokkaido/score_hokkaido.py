@@ -19,6 +19,12 @@ each set to "no landslide" on slopes under ``--baseline-slope`` degrees, at its 
 whole crop: the oracle threshold of the crop; in the test part: the threshold that is best on the adaptation
 part, and the test part's own oracle threshold for comparison), and their recall at precision >= 0.8.
 
+The baselines are computed twice: on the image grid of the reference (as the reference rule sees the pixels),
+and ``..._on_model_grid``: from the images as the models read them (warped bilinearly onto the pipeline's 10 m
+grid, slope too), brought back with nearest neighbour exactly like a model's probability, so that a model and
+a baseline lose the same detail to the round trip. Each model is also scored at its own best-MCC threshold on
+the region (an oracle, like the baselines'), beside its card's threshold.
+
 Imports only numpy, GDAL, onnxruntime (through model/) and the repository's model/ package.
 """
 
@@ -133,11 +139,19 @@ def load_reference(reference_path: str = DEFAULT_REFERENCE, parts_path: str = DE
 
 
 def score_prediction(probability, threshold, truth, valid, labels, regions) -> dict:
-    """A probability map (on the reference grid) scored per region: at ``threshold`` and recall at precision 0.8."""
+    """A probability map (on the reference grid) scored per region: at ``threshold``, at the region's own
+    best-MCC threshold (an oracle, like the baselines'), and recall at precision 0.8."""
     detected = probability >= threshold
-    return {name: {"at_card_threshold": score_binary(truth, detected, valid, labels, region),
-                   "recall_at_precision_0.8": recall_at_precision(sweep(probability[valid & region], truth[valid & region]))}
-            for name, region in regions.items()}
+    out = {}
+    for name, region in regions.items():
+        curve = sweep(probability[valid & region], truth[valid & region])
+        oracle = best_mcc_threshold(curve)
+        out[name] = {"at_card_threshold": score_binary(truth, detected, valid, labels, region),
+                     "best_mcc_threshold": oracle,
+                     "at_best_mcc_threshold": (score_binary(truth, probability >= oracle, valid, labels, region)
+                                               if oracle is not None else None),
+                     "recall_at_precision_0.8": recall_at_precision(curve)}
+    return out
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -163,13 +177,44 @@ def rasterize_layer(path: str, layer_name: str, like: gdal.Dataset) -> np.ndarra
     return mem.GetRasterBand(1).ReadAsArray().astype(bool)
 
 
-def warp_to(path: str, like: gdal.Dataset, nodata: float) -> np.ndarray:
-    """A raster warped (nearest) onto the grid of ``like``."""
+def warp_to(path, like: gdal.Dataset, nodata: float) -> np.ndarray:
+    """A raster (path or dataset) warped (nearest) onto the grid of ``like``."""
     gt, cols, rows = like.GetGeoTransform(), like.RasterXSize, like.RasterYSize
     out = gdal.Warp("", path, format="MEM", dstSRS=like.GetProjection(), resampleAlg="near",
                     outputBounds=(gt[0], gt[3] + gt[5] * rows, gt[0] + gt[1] * cols, gt[3]),
                     width=cols, height=rows, dstNodata=nodata)
     return out.GetRasterBand(1).ReadAsArray()
+
+
+def on_grid_of(array: np.ndarray, like: gdal.Dataset, template_path: str) -> np.ndarray:
+    """``array`` (bands x rows x cols on the grid of ``like``) warped bilinearly onto the grid of the raster at
+    ``template_path``, as the pipeline's window reader reads images onto its grid; NaN outside ``like``."""
+    bands = array.reshape((-1,) + array.shape[-2:])
+    source = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, len(bands), gdal.GDT_Float32)
+    source.SetGeoTransform(like.GetGeoTransform())
+    source.SetProjection(like.GetProjection())
+    for i, band in enumerate(bands):
+        source.GetRasterBand(i + 1).WriteArray(band.astype(np.float32))
+    template = gdal.Open(template_path)
+    gt, cols, rows = template.GetGeoTransform(), template.RasterXSize, template.RasterYSize
+    out = gdal.Warp("", source, format="MEM", dstSRS=template.GetProjection(), resampleAlg="bilinear",
+                    outputBounds=(gt[0], gt[3] + gt[5] * rows, gt[0] + gt[1] * cols, gt[3]), width=cols, height=rows,
+                    errorThreshold=0, dstNodata=float("nan"), warpOptions=["INIT_DEST=NO_DATA"])
+    return out.ReadAsArray().astype(np.float64).reshape((len(bands), rows, cols))
+
+
+def back_from_grid_of(index: np.ndarray, template_path: str, like: gdal.Dataset) -> np.ndarray:
+    """An index on the grid of ``template_path`` brought back onto the grid of ``like`` with nearest neighbour,
+    exactly as a model's probability is (:func:`warp_to`); -inf where it had none."""
+    template = gdal.Open(template_path)
+    source = gdal.GetDriverByName("MEM").Create("", template.RasterXSize, template.RasterYSize, 1, gdal.GDT_Float64)
+    source.SetGeoTransform(template.GetGeoTransform())
+    source.SetProjection(template.GetProjection())
+    missing = -1e300
+    source.GetRasterBand(1).WriteArray(np.where(np.isfinite(index), index, missing))
+    source.GetRasterBand(1).SetNoDataValue(missing)
+    back = warp_to(source, like, missing).astype(np.float64)
+    return np.where(back <= missing, -np.inf, back)
 
 
 def _rel(path: str) -> str:
@@ -280,9 +325,11 @@ def main(argv=None) -> int:
 
     runs = []
     valid = assessed.copy()
+    model_grid = None  # a probability raster on the pipeline's grid (the same for every 10 m model)
     for model_path in args.models:
         model_path = os.path.abspath(model_path)
         run = map_model(model_path, pre_vrt, post_vrt, dem, work.name, args.threads)
+        model_grid = model_grid or run["probability_path"]
         run["probability"] = warp_to(run.pop("probability_path"), ref_ds, -1.0)
         valid &= run["probability"] >= 0
         runs.append((model_path, run))
@@ -317,11 +364,22 @@ def main(argv=None) -> int:
                                                         (detected & (probability >= 0), (255, 32, 208))])
             entry["png"] = _rel(png)
 
-    eligible = slope >= args.baseline_slope
-    for name, index in change_indices(pre, post).items():
+    indices = {name: (index, slope >= args.baseline_slope) for name, index in change_indices(pre, post).items()}
+    if model_grid:
+        with np.errstate(invalid="ignore"):
+            on_model_grid = change_indices(on_grid_of(pre, ref_ds, model_grid), on_grid_of(post, ref_ds, model_grid))
+            slope_there = on_grid_of(slope, ref_ds, model_grid)[0]
+        for name, index in on_model_grid.items():
+            eligible_there = np.where(slope_there >= args.baseline_slope, index, -np.inf)
+            back = back_from_grid_of(eligible_there, model_grid, ref_ds)
+            indices[f"{name}_on_model_grid"] = (back, np.isfinite(back))
+    for name, (index, eligible) in indices.items():
         report["baselines"][name] = {
-            "definition": ("mean(R,G,B) post - mean(R,G,B) pre, reflectance x 10000" if name == "brightening"
+            "definition": ("mean(R,G,B) post - mean(R,G,B) pre, reflectance x 10000" if name.startswith("brightening")
                            else "GRVI pre - GRVI post, GRVI = (G - R) / (G + R)"),
+            "grid": ("the models' 10 m grid (images warped bilinearly as the pipeline reads them), brought back "
+                     "with nearest neighbour like a probability" if name.endswith("_on_model_grid")
+                     else "the image grid of the reference"),
             "slope_cut_deg": args.baseline_slope,
             **score_baseline(index, eligible, truth, valid, labels,
                              {"whole_crop": regions["whole_crop"], "test_part": regions["test_part"],
@@ -365,6 +423,14 @@ def store_in_card(model_path: str, report: dict, entry: dict) -> None:
             "mcc": baseline["whole_crop"]["at_best_mcc_threshold"]["mcc"],
             "recall_at_precision_0.8": baseline["whole_crop"]["recall_at_precision_0.8"]["recall"]},
     }
+    same_grid = report["baselines"].get("brightening_on_model_grid")
+    if same_grid:
+        real["baseline_on_model_grid"] = {
+            "what": "the same index from the images as the model reads them (its 10 m grid, brought back like its "
+                    "probability), at its best threshold on the crop",
+            "mcc": same_grid["whole_crop"]["at_best_mcc_threshold"]["mcc"],
+            "recall_at_precision_0.8": same_grid["whole_crop"]["recall_at_precision_0.8"]["recall"]}
+        real["mcc_at_best_threshold"] = entry["whole_crop"]["at_best_mcc_threshold"]["mcc"]
     metrics = dict(card.metrics)
     metrics["real_events"] = dict(metrics.get("real_events", {}), hokkaido_2018=real)
     write_card_to_file(model_path, dataclasses.replace(card, metrics=metrics))
@@ -380,6 +446,9 @@ def _print_table(report: dict) -> None:
         for model in report["models"]:
             m = model[region]
             rows.append((os.path.basename(model["file"]), m["at_card_threshold"], m["recall_at_precision_0.8"], model["threshold"]))
+            if m.get("at_best_mcc_threshold"):
+                rows.append((f"  same, best MCC", m["at_best_mcc_threshold"], m["recall_at_precision_0.8"],
+                             m["best_mcc_threshold"]))
         for name, base in report["baselines"].items():
             b = base[region]
             rows.append((f"{name} (slope>={base['slope_cut_deg']:g}, best MCC)", b["at_best_mcc_threshold"],

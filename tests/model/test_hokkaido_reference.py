@@ -84,10 +84,33 @@ def test_scorer_gives_mcc_1_for_the_reference_and_less_for_a_shifted_copy(score,
         assert at["mcc"] == pytest.approx(1.0) and at["fp"] == 0 and at["fn"] == 0
         assert at["object_recall"] == pytest.approx(1.0)
         assert perfect[name]["recall_at_precision_0.8"]["recall"] == pytest.approx(1.0)
+    faint = score.score_prediction(truth * np.float32(0.3), 0.5, truth, valid, labels, regions)
+    for name in regions:  # nothing passes the card's 0.5; the region's own best threshold (0.3) finds it all
+        assert faint[name]["at_card_threshold"]["tp"] == 0
+        assert faint[name]["best_mcc_threshold"] == pytest.approx(0.3)
+        assert faint[name]["at_best_mcc_threshold"]["mcc"] == pytest.approx(1.0)
     shifted = np.roll(truth, 2, axis=1).astype(np.float32)  # two pixels east
     worse = score.score_prediction(shifted, 0.5, truth, valid, labels, regions)
     for name in regions:
         assert worse[name]["at_card_threshold"]["mcc"] < 0.9
+
+
+def test_a_baseline_on_the_models_grid_makes_the_same_round_trip_as_a_probability(score, reference, tmp_path):
+    like = reference["dataset"]
+    template = str(tmp_path / "grid_10m.tif")  # a 10 m UTM 54N grid over the crop, as the pipeline makes one
+    gdal.Warp(template, like, dstSRS="EPSG:32654", xRes=10, yRes=10, resampleAlg="near", outputType=gdal.GDT_Float32)
+    truth = reference["truth"].astype(np.float64)
+    there = score.on_grid_of(np.stack([truth, 2 * truth]), like, template)
+    assert there.shape[0] == 2 and there.shape[1:] != truth.shape
+    np.testing.assert_allclose(there[1], 2 * there[0], atol=1e-5)   # bands warped alike, bilinear (linear)
+    back = score.back_from_grid_of(np.where(there[0] >= 0.5, there[0], 0.0), template, like)
+    assert back.shape == truth.shape
+    assert np.isnan(there[0]).any()     # the UTM grid's corners lie outside the crop: no value, not zero
+    assert np.isfinite(back).all()      # every pixel of the crop lies inside the grid that encloses it
+    kept = (back >= 0.5) & reference["truth"]
+    assert 0.6 < kept.sum() / reference["truth"].sum() < 0.99   # most scar pixels survive the round trip, not all
+    empty = score.back_from_grid_of(np.full(there.shape[1:], -np.inf), template, like)
+    assert np.isneginf(empty).all()     # an index without values stays without values
 
 
 def test_sweep_matches_direct_counts(score):
