@@ -113,6 +113,24 @@ def test_a_baseline_on_the_models_grid_makes_the_same_round_trip_as_a_probabilit
     assert np.isneginf(empty).all()     # an index without values stays without values
 
 
+def test_misses_are_counted_by_the_brightness_of_their_scar():
+    errors = _load("where_errors_lie")
+    labels = np.zeros((4, 40), np.int32)
+    brightness = np.zeros((4, 40))
+    for k in range(4):                       # four scars of 10 px, brightness 1000, 1100, 1200, 1300
+        labels[k, :10] = k + 1
+        brightness[k, :10] = 1000 + 100 * k
+    detected = np.zeros((4, 40), bool)
+    detected[2, :5] = True                   # half of the third scar
+    detected[3, :10] = True                  # all of the brightest
+    detected[0, 20:] = True                  # outside every scar: not counted
+    rows = errors.misses_by_brightness(labels, detected, brightness, quarters=4)
+    assert [r["regions"] for r in rows] == [1, 1, 1, 1] and [r["scar_px"] for r in rows] == [10] * 4
+    assert [r["detected_share"] for r in rows] == [0.0, 0.0, 0.5, 1.0]
+    assert errors.darkened_share(detected, np.ones((4, 40), bool)) == 1.0
+    assert errors.darkened_share(np.zeros((4, 40), bool), detected) is None
+
+
 def test_sweep_matches_direct_counts(score):
     rng = np.random.default_rng(0)
     truth = rng.random(5000) < 0.1
