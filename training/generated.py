@@ -36,17 +36,17 @@ from model.preprocess import (
 from model.terrain import HALO_PX
 
 from .real_backgrounds import REAL_BACKGROUNDS, RealBackgroundScene
-from .simulate_families import FAMILIES, RandomisedScene
+from .simulate_families import FAMILIES, RandomisedScene, Widenings
 
 ENCODINGS = (RADIOMETRY_8BIT, RADIOMETRY_S2_L2A, RADIOMETRY_S2_L2A_OFFSET)
 
 
-def draw_scene(kind: str, seed: int, size_px: int, gsd_m: float, pairs=None, dry_grassland_chance: float = 0.0):
-    """A scene of a family, or of ``real_backgrounds`` (needs ``pairs``); ``dry_grassland_chance``: see
+def draw_scene(kind: str, seed: int, size_px: int, gsd_m: float, pairs=None, widenings: Widenings = Widenings()):
+    """A scene of a family, or of ``real_backgrounds`` (needs ``pairs``); ``widenings``: see
     :func:`training.simulate_families.with_dry_grassland` (families only)."""
     if kind == REAL_BACKGROUNDS:
         return RealBackgroundScene(pairs, seed, size_px, gsd_m)
-    return RandomisedScene(FAMILIES[kind], seed, size_px, gsd_m, dry_grassland_chance)
+    return RandomisedScene(FAMILIES[kind], seed, size_px, gsd_m, widenings)
 
 
 def _jpeg(values: np.ndarray, quality: int) -> np.ndarray:
@@ -79,10 +79,10 @@ def dem_product(dem: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def event_layers(kind: str, seed: int, card: ModelCard, size_px: int = 512, pairs=None,
-                 dry_grassland_chance: float = 0.0) -> Dict[str, np.ndarray]:
+                 widenings: Widenings = Widenings()) -> Dict[str, np.ndarray]:
     """One event as the plugin would see it: normalised 8-bit pre/post, DEM, label, validity."""
     rng = np.random.default_rng([seed, 23])
-    scene = draw_scene(kind, seed, size_px, card.gsd_m, pairs, dry_grassland_chance)
+    scene = draw_scene(kind, seed, size_px, card.gsd_m, pairs, widenings)
     layers = scene.render()
     radiometry = ENCODINGS[rng.integers(len(ENCODINGS))]
     analyst_mask = rng.random() < 0.5

@@ -32,7 +32,7 @@ from .simulate_styles import Style
 
 RGB = Tuple[float, float, float]
 SEASONS = ("leaf_on", "leaf_off", "autumn", "dry")
-SNOW_KINDS = ("none", "peaks", "gullies")
+SNOW_KINDS = ("none", "peaks", "gullies", "forest_floor")  # forest_floor: only by with_forest_snow
 
 PALE_PUMICE: RGB = (0.32, 0.28, 0.23)
 DARK_WET_SOIL: RGB = (0.085, 0.075, 0.062)
@@ -220,6 +220,18 @@ TRAINING_FAMILIES = tuple(name for name in FAMILIES if name not in HELD_OUT_FAMI
 DRY_GRASS: RGB = (0.12, 0.11, 0.08)
 
 
+@dataclass(frozen=True)
+class Widenings:
+    """Training-time widenings of the families: each the share of family events drawn with it (0: never).
+
+    ``dry_grassland``: :func:`with_dry_grassland`; ``forest_snow``: :func:`with_forest_snow`. Each is decided by
+    its own random stream of the event's seed, so an event drawn without them is the same as before they existed.
+    """
+
+    dry_grassland: float = 0.0
+    forest_snow: float = 0.0
+
+
 def with_dry_grassland(style: Style, rng: np.random.Generator) -> Style:
     """``style`` with pale dry grass and a half to a fifth of its forest: the contrast of a scar can change sign.
 
@@ -228,6 +240,22 @@ def with_dry_grassland(style: Style, rng: np.random.Generator) -> Style:
     """
     return dataclasses.replace(style, grass=_jitter(rng, DRY_GRASS, 0.25),
                                forest_cover=float(style.forest_cover * rng.uniform(0.2, 0.5)))
+
+
+def with_forest_snow(look: Look, rng: np.random.Generator) -> Look:
+    """``look`` with a leaf-off winter image holding snow on the ground under the bare forest, most on the slopes
+    facing away from the sun and in hollows (``forest_floor`` snow), in the pre image (melted by the event) or,
+    a fifth of the time, in the post image.
+
+    A pre-event image is often the last clear winter one: its snow lies in streaks and patches through the bare
+    canopy and is gone from the post image, so those slopes darken between the dates without any landslide. The
+    families' own snow (``peaks``, ``gullies``) is opaque and bounded; this one is partial. A training-time widening
+    (``python -m training.train_generated --forest-snow-chance``); events drawn without it are unchanged.
+    """
+    which = "pre" if rng.random() < 0.8 else "post"
+    image = dataclasses.replace(getattr(look, which), season="leaf_off", snow="forest_floor",
+                                sun_elevation_deg=float(rng.uniform(15, 35)))
+    return dataclasses.replace(look, **{which: image})
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -260,16 +288,20 @@ def cast_shadow(dem: np.ndarray, gsd: float, azimuth_deg: float, elevation_deg: 
 class RandomisedScene(Scene):
     """A :class:`Scene` rendered with a :class:`Look` (see the module docstring)."""
 
-    def __init__(self, family: Family, seed: int, size_px: int, gsd: float, dry_grassland_chance: float = 0.0):
+    def __init__(self, family: Family, seed: int, size_px: int, gsd: float, widenings: Widenings = Widenings()):
         rng = np.random.default_rng([seed, 7])
         style = family.draw(rng)
-        dry_grassland = dry_grassland_chance > 0 and np.random.default_rng([seed, 11]).random() < dry_grassland_chance
+        dry_grassland = widenings.dry_grassland > 0 and np.random.default_rng([seed, 11]).random() < widenings.dry_grassland
         if dry_grassland:
             style = with_dry_grassland(style, np.random.default_rng([seed, 12]))
         super().__init__(style, seed, size_px, gsd)
         self.family = family
         self.look = draw_look(rng, family)
-        self.details.update(family=family.name, look=dataclasses.asdict(self.look), dry_grassland=bool(dry_grassland))
+        forest_snow = widenings.forest_snow > 0 and np.random.default_rng([seed, 13]).random() < widenings.forest_snow
+        if forest_snow:
+            self.look = with_forest_snow(self.look, np.random.default_rng([seed, 14]))
+        self.details.update(family=family.name, look=dataclasses.asdict(self.look), dry_grassland=bool(dry_grassland),
+                            forest_snow=bool(forest_snow))
 
     def _season(self, crop: np.ndarray, look: ImageLook) -> np.ndarray:
         image = self._reflectance(crop, 1.0)
@@ -280,8 +312,10 @@ class RandomisedScene(Scene):
                 image[band][where] *= change[key][band] if cover != FIELD else 0.5 + 0.5 * change[key][band]
         return image
 
-    def _snow(self, image: np.ndarray, kind: str) -> np.ndarray:
+    def _snow(self, image: np.ndarray, kind: str, look: ImageLook) -> np.ndarray:
         rng, shape = self.rng, self.shape
+        if kind == "forest_floor":
+            return self._forest_floor_snow(image, look)
         if kind == "peaks":
             line = np.quantile(self.dem, self.rng.uniform(0.85, 0.97))
             snow = self.dem > line + 0.03 * np.ptp(self.dem) * _smooth_noise(rng, shape, 4.0)
@@ -293,6 +327,27 @@ class RandomisedScene(Scene):
         for band in range(3):
             image[band][snow] = cover[band] * (1 + 0.06 * self.grass_texture[snow])
         return snow
+
+    def _forest_floor_snow(self, image: np.ndarray, look: ImageLook) -> np.ndarray:
+        """Partial snow under bare forest and on grass: a share of each pixel, more where the low winter sun
+        lights the slope least, in hollows and higher up; streaks and patches, none on steep rock or water.
+        Returns where the share exceeds a third (what an analyst's snow mask would hold)."""
+        from .simulate_scene import _illumination
+
+        rng, shape = self.rng, self.shape
+        light = _illumination(self.dem, self.gsd, look.sun_azimuth_deg, look.sun_elevation_deg, 0.0)
+        away = np.clip(1.0 - light, 0.0, 1.0)  # 0 on flat ground and sunlit slopes, 1 in full self-shade
+        hollow = ndimage.gaussian_filter(self.dem, 3.0 * 10 / self.gsd) - self.dem
+        hollow = np.clip(hollow / max(float(np.quantile(np.abs(hollow), 0.95)), 1e-6), 0.0, 1.0)
+        streaks = _smooth_noise(rng, shape, 1.2) + 0.5 * _smooth_noise(rng, shape, 4.0)
+        amount = rng.uniform(0.6, 1.2)
+        share = amount * (1.3 * away + 0.35 * hollow) + 0.15 * streaks - 0.15
+        share[~np.isin(self.cover, (FOREST, GRASS, FIELD)) | self.water] = 0.0
+        share = np.clip(share, 0.0, rng.uniform(0.6, 0.9))
+        white = rng.uniform(0.6, 0.95) * np.array([0.78, 0.80, 0.84])
+        for band in range(3):
+            image[band] = (1.0 - share) * image[band] + share * white[band]
+        return share > 1 / 3
 
     def render(self) -> Dict[str, np.ndarray]:
         rng, style, shape, look = self.rng, self.style, self.shape, self.look
@@ -359,7 +414,7 @@ class RandomisedScene(Scene):
             count += 1
 
         # snow in one image only
-        snow_masks = [self._snow(image, image_look.snow) if image_look.snow != "none" else np.zeros(shape, bool)
+        snow_masks = [self._snow(image, image_look.snow, image_look) if image_look.snow != "none" else np.zeros(shape, bool)
                       for image, image_look in ((pre, look.pre), (post, look.post))]
 
         images = []

@@ -27,6 +27,7 @@ model with its card.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing as mp
@@ -41,7 +42,7 @@ from model.card import ImageNormalisation, ModelCard, NORMALISATION_SCENE, stand
 from model.metrics import mcc_of_counts, threshold_counts
 
 from .real_backgrounds import REAL_BACKGROUNDS
-from .simulate_families import HELD_OUT_FAMILIES, TRAINING_FAMILIES
+from .simulate_families import HELD_OUT_FAMILIES, TRAINING_FAMILIES, Widenings
 
 DEFAULT_KINDS = TRAINING_FAMILIES + (REAL_BACKGROUNDS,)
 WEIGHTS_PREFIX = "weights"
@@ -106,7 +107,7 @@ def generated_card(width: float, tile_px: int = 224, context_px: int = 32, gsd_m
 
 
 def _worker(worker_id: int, seed: int, kinds: List[str], card_json: str, tile_px: int, tiles_per_event: int,
-            size_px: int, pairs_path: str, out: "mp.Queue", dry_grassland_chance: float = 0.0) -> None:
+            size_px: int, pairs_path: str, out: "mp.Queue", widenings: Widenings = Widenings()) -> None:
     """Produce (inputs, target) batches of single samples forever."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from model.card import card_from_json
@@ -124,7 +125,7 @@ def _worker(worker_id: int, seed: int, kinds: List[str], card_json: str, tile_px
         kind = kinds[event_seed // 1000 % len(kinds)]
         rng = np.random.default_rng([event_seed, 5])
         try:
-            layers = event_layers(kind, event_seed, card, size_px, pairs, dry_grassland_chance)
+            layers = event_layers(kind, event_seed, card, size_px, pairs, widenings)
         except Exception as exc:  # a degenerate draw (e.g. too few valid pixels): skip it, say so
             print(f"worker {worker_id}: event {kind} {event_seed} skipped: {exc}", file=sys.stderr, flush=True)
             continue
@@ -245,19 +246,19 @@ def _book(trainees: Dict[float, "_Trainee"], counts: Dict[str, int], seconds: fl
 def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_size: int = 16, workers: int = 0,
           kinds: Sequence[str] = DEFAULT_KINDS, pairs_path: str = "", tile_px: int = 224, size_px: int = 512,
           tiles_per_event: int = 12, learning_rate: float = 3e-4, seed: int = 42, save_every_s: float = 120.0,
-          log=print, dry_grassland_chance: float = 0.0, anneal_steps: int = 0, anneal_to: float = 0.1,
+          log=print, widenings: Widenings = Widenings(), anneal_steps: int = 0, anneal_to: float = 0.1,
           warmup_steps: int = 0) -> Dict[float, "_Trainee"]:
     """Train one network per width on the same batches for ``minutes`` (wall clock); returns them by width.
 
-    ``dry_grassland_chance``: the share of family events drawn with pale dry grass and little forest
-    (:func:`training.simulate_families.with_dry_grassland`); each run's value is kept in ``state.json``.
+    ``widenings``: the shares of family events drawn with pale dry grass and little forest, or with snow under a
+    bare winter forest (:class:`training.simulate_families.Widenings`); each run's values are kept in ``state.json``.
     ``anneal_steps``, ``anneal_to``, ``warmup_steps``: see :class:`LearningRatePlan` (kept in ``state.json`` too).
     """
     trainees = {w: _Trainee(out_dir, w, tile_px, kinds, learning_rate, log, anneal_steps, anneal_to, warmup_steps)
                 for w in widths}
     for trainee in trainees.values():
-        trainee.state.setdefault("dry_grassland_chance_by_run", []).append(
-            {"run": trainee.state["runs"], "from_step": trainee.state["steps"], "chance": dry_grassland_chance})
+        trainee.state.setdefault("widenings_by_run", []).append(
+            {"run": trainee.state["runs"], "from_step": trainee.state["steps"], **dataclasses.asdict(widenings)})
         trainee.state.setdefault("learning_rate_by_run", []).append({"run": trainee.state["runs"],
                                                                      **trainee.plan.describe()})
     first = next(iter(trainees.values()))
@@ -266,7 +267,7 @@ def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_
     samples: "mp.Queue" = context.Queue(maxsize=batch_size * 16)
     processes = [context.Process(target=_worker, daemon=True,
                                  args=(i, seed + first.state["runs"], list(kinds), first.card.to_json(), tile_px,
-                                       tiles_per_event, size_px, pairs_path, samples, dry_grassland_chance))
+                                       tiles_per_event, size_px, pairs_path, samples, widenings))
                  for i in range(workers)]
     for process in processes:
         process.start()
@@ -400,6 +401,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-grassland-chance", type=float, default=0.0,
                         help="share of family events drawn with pale dry grass and little forest, where a scar can be "
                              "darker than its slope (training.simulate_families.with_dry_grassland)")
+    parser.add_argument("--forest-snow-chance", type=float, default=0.0,
+                        help="share of family events with a leaf-off winter image holding partial snow under the "
+                             "bare forest, mostly in the pre image (training.simulate_families.with_forest_snow)")
     parser.add_argument("--parts-dir", default="",
                         help="also write each width's weights as npz parts of at most 15 MB here")
     parser.add_argument("--validate-events", type=int, default=0,
@@ -413,7 +417,8 @@ def main(argv=None) -> int:
     log = lambda m: print(m, flush=True)  # noqa: E731
     trainees = train(args.out, args.minutes, args.widths, args.batch_size, args.workers, args.kinds, args.pairs,
                      args.tile_px, args.size_px, learning_rate=args.learning_rate, seed=args.seed, log=log,
-                     dry_grassland_chance=args.dry_grassland_chance, anneal_steps=args.anneal_steps,
+                     widenings=Widenings(args.dry_grassland_chance, args.forest_snow_chance),
+                     anneal_steps=args.anneal_steps,
                      anneal_to=args.anneal_to, warmup_steps=args.warmup_steps)
     for width, trainee in trainees.items() if args.parts_dir else ():
         log(f"wrote {save_weight_parts(trainee.network, os.path.join(args.parts_dir, f'width_{width:g}'))}")

@@ -12,6 +12,7 @@ from training.simulate_families import (
     HELD_OUT_FAMILIES,
     TRAINING_FAMILIES,
     RandomisedScene,
+    Widenings,
     cast_shadow,
     draw_look,
 )
@@ -59,7 +60,7 @@ def test_dry_grassland_lets_a_scar_be_darker_than_the_slope_it_strips():
     darker = 0
     for seed in range(6):
         plain = RandomisedScene(family, seed, SIZE, 10.0)
-        dry = RandomisedScene(family, seed, SIZE, 10.0, dry_grassland_chance=1.0)
+        dry = RandomisedScene(family, seed, SIZE, 10.0, widenings=Widenings(dry_grassland=1.0))
         assert dry.details["dry_grassland"] and not plain.details["dry_grassland"]
         assert dry.look == plain.look                       # the event's look is drawn as without it
         assert dry.style.grass[0] > 1.5 * plain.style.grass[0]          # straw, not green
@@ -76,10 +77,35 @@ def test_dry_grassland_lets_a_scar_be_darker_than_the_slope_it_strips():
 def test_dry_grassland_is_off_unless_asked():
     family = FAMILIES["forested_mountains"]
     assert not RandomisedScene(family, 5, SIZE, 10.0).details["dry_grassland"]
-    assert not RandomisedScene(family, 5, SIZE, 10.0, dry_grassland_chance=0.0).details["dry_grassland"]
-    chosen = [RandomisedScene(family, seed, SIZE, 10.0, dry_grassland_chance=0.35).details["dry_grassland"]
+    assert not RandomisedScene(family, 5, SIZE, 10.0, widenings=Widenings()).details["dry_grassland"]
+    chosen = [RandomisedScene(family, seed, SIZE, 10.0, widenings=Widenings(dry_grassland=0.35)).details["dry_grassland"]
               for seed in range(40)]
     assert 5 <= sum(chosen) <= 25
+
+
+def test_forest_snow_lies_in_a_winter_image_on_the_slopes_the_sun_lights_least():
+    from training.simulate_scene import FOREST, _illumination
+
+    family = FAMILIES["forested_mountains"]
+    seen = 0
+    for seed in range(4):
+        plain = RandomisedScene(family, seed, SIZE, 10.0)
+        snowy = RandomisedScene(family, seed, SIZE, 10.0, widenings=Widenings(forest_snow=1.0))
+        assert snowy.details["forest_snow"] and not plain.details["forest_snow"]
+        which = "pre" if snowy.look.pre.snow == "forest_floor" else "post"
+        image_look = getattr(snowy.look, which)
+        assert image_look.season == "leaf_off" and 15 <= image_look.sun_elevation_deg <= 35
+        assert snowy.look.scar_colour == plain.look.scar_colour          # the event itself is drawn as without it
+        layers = snowy.render()
+        snow = layers["cloud_mask"]                                      # where the share passes a third
+        light = _illumination(snowy.dem, 10.0, image_look.sun_azimuth_deg, image_look.sun_elevation_deg, 0.0)
+        forest = snowy.cover == FOREST
+        if (snow & forest).sum() > 100 and (~snow & forest).sum() > 100:
+            seen += 1
+            assert np.median(light[snow & forest]) < np.median(light[~snow & forest])   # shaded slopes keep it
+        assert 0.01 < snow.mean() < 0.8                                   # patches, not the whole scene
+    assert seen >= 2
+    assert not any(RandomisedScene(family, seed, SIZE, 10.0).details["forest_snow"] for seed in range(10))
 
 
 def test_a_ridge_casts_its_shadow_away_from_the_sun():
