@@ -48,6 +48,9 @@ def test_card_says_what_it_was_trained_and_measured_on():
     assert card.metrics["threshold_calibration"]["chosen"] == card.threshold
     real = card.metrics["real_events"]["hokkaido_2018"]
     assert "real Sentinel-2" in real["evaluated_on"] and "baseline" in real
+    like_for_like = real["baseline_on_model_grid"]   # the index from the images as the model reads them
+    assert "10 m grid" in like_for_like["what"] and 0.0 < like_for_like["mcc"] <= real["baseline"]["mcc"]
+    assert real["mcc"] <= real["mcc_at_best_threshold"] <= 1.0
     for scores in (card.metrics, *card.metrics["per_family"].values(), real):
         for key in ("mcc", "f1", "precision", "recall"):
             assert 0.0 <= scores[key] <= 1.0
