@@ -38,7 +38,6 @@ for path in (REPO_ROOT, HERE, os.path.join(HERE, "hokkaido")):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-import build_reference as br  # noqa: E402
 import score_families as sf  # noqa: E402
 import score_hokkaido as sh  # noqa: E402
 from model.metrics import threshold_counts as confusions  # noqa: E402
@@ -65,11 +64,8 @@ def event_probabilities(models: List[str], events: List[str]) -> Dict[str, dict]
 def hokkaido_probabilities(models: List[str], reference: dict) -> List[np.ndarray]:
     """Each model's probability over the Hokkaido crop, on the reference's grid."""
     with tempfile.TemporaryDirectory(prefix="ensemble_hokkaido_") as work:
-        pre = sh.stack_rgb(br.DEFAULT_DATA_DIR, "pre", work)
-        post = sh.stack_rgb(br.DEFAULT_DATA_DIR, "post", work)
-        dem = os.path.join(br.DEFAULT_DATA_DIR, "dsm_AW3D30.tif")
-        return [sh.warp_to(sh.map_model(m, pre, post, dem, work, 0)["probability_path"], reference["dataset"], -1.0)
-                .astype(np.float32) for m in models]
+        return [run["probability"].astype(np.float32)
+                for run in sh.map_onto_reference(models, reference["dataset"], work)]
 
 
 def mean_probability(probabilities: List[np.ndarray], weights: List[float]) -> np.ndarray:

@@ -186,15 +186,21 @@ def warp_to(path, like: gdal.Dataset, nodata: float) -> np.ndarray:
     return out.GetRasterBand(1).ReadAsArray()
 
 
+def _raster_like(bands: np.ndarray, grid_of: gdal.Dataset, data_type: int) -> gdal.Dataset:
+    """An in-memory raster of ``bands`` (bands x rows x cols) on the grid of ``grid_of``."""
+    raster = gdal.GetDriverByName("MEM").Create("", grid_of.RasterXSize, grid_of.RasterYSize, len(bands), data_type)
+    raster.SetGeoTransform(grid_of.GetGeoTransform())
+    raster.SetProjection(grid_of.GetProjection())
+    for i, band in enumerate(bands):
+        raster.GetRasterBand(i + 1).WriteArray(band)
+    return raster
+
+
 def on_grid_of(array: np.ndarray, like: gdal.Dataset, template_path: str) -> np.ndarray:
     """``array`` (bands x rows x cols on the grid of ``like``) warped bilinearly onto the grid of the raster at
     ``template_path``, as the pipeline's window reader reads images onto its grid; NaN outside ``like``."""
-    bands = array.reshape((-1,) + array.shape[-2:])
-    source = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, len(bands), gdal.GDT_Float32)
-    source.SetGeoTransform(like.GetGeoTransform())
-    source.SetProjection(like.GetProjection())
-    for i, band in enumerate(bands):
-        source.GetRasterBand(i + 1).WriteArray(band.astype(np.float32))
+    bands = array.reshape((-1,) + array.shape[-2:]).astype(np.float32)
+    source = _raster_like(bands, like, gdal.GDT_Float32)
     template = gdal.Open(template_path)
     gt, cols, rows = template.GetGeoTransform(), template.RasterXSize, template.RasterYSize
     out = gdal.Warp("", source, format="MEM", dstSRS=template.GetProjection(), resampleAlg="bilinear",
@@ -206,12 +212,8 @@ def on_grid_of(array: np.ndarray, like: gdal.Dataset, template_path: str) -> np.
 def back_from_grid_of(index: np.ndarray, template_path: str, like: gdal.Dataset) -> np.ndarray:
     """An index on the grid of ``template_path`` brought back onto the grid of ``like`` with nearest neighbour,
     exactly as a model's probability is (:func:`warp_to`); -inf where it had none."""
-    template = gdal.Open(template_path)
-    source = gdal.GetDriverByName("MEM").Create("", template.RasterXSize, template.RasterYSize, 1, gdal.GDT_Float64)
-    source.SetGeoTransform(template.GetGeoTransform())
-    source.SetProjection(template.GetProjection())
     missing = -1e300
-    source.GetRasterBand(1).WriteArray(np.where(np.isfinite(index), index, missing))
+    source = _raster_like(np.where(np.isfinite(index), index, missing)[None], gdal.Open(template_path), gdal.GDT_Float64)
     source.GetRasterBand(1).SetNoDataValue(missing)
     back = warp_to(source, like, missing).astype(np.float64)
     return np.where(back <= missing, -np.inf, back)
@@ -250,6 +252,20 @@ def map_model(model_path: str, pre_vrt: str, post_vrt: str, dem: str, work_dir: 
         "card": {"name": result.card.name, "version": result.card.version, "threshold": result.card.threshold,
                  "gsd_m": result.card.gsd_m, "trained_on": result.card.provenance.get("trained_on")},
     }
+
+
+def map_onto_reference(model_paths, like: gdal.Dataset, work_dir: str, data_dir: str = br.DEFAULT_DATA_DIR,
+                       threads: int = 0) -> list:
+    """Map the crop with each model (:func:`map_model`) and add its probability warped onto the grid of ``like``
+    (``probability``, -1 where it has none); ``probability_path`` (on the pipeline's grid) stays in ``work_dir``."""
+    pre_vrt, post_vrt = stack_rgb(data_dir, "pre", work_dir), stack_rgb(data_dir, "post", work_dir)
+    dem = os.path.join(data_dir, "dsm_AW3D30.tif")
+    runs = []
+    for model_path in model_paths:
+        run = map_model(os.path.abspath(model_path), pre_vrt, post_vrt, dem, work_dir, threads)
+        run["probability"] = warp_to(run["probability_path"], like, -1.0)
+        runs.append(run)
+    return runs
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -320,19 +336,15 @@ def main(argv=None) -> int:
     slope = br.slope_on_grid(args.data_dir, gt, wkt, rows, cols)
 
     work = tempfile.TemporaryDirectory(prefix="hokkaido_score_", dir=args.work_dir)
-    pre_vrt, post_vrt = stack_rgb(args.data_dir, "pre", work.name), stack_rgb(args.data_dir, "post", work.name)
-    dem = os.path.join(args.data_dir, "dsm_AW3D30.tif")
-
+    mapped = map_onto_reference(args.models, ref_ds, work.name, args.data_dir, args.threads)
+    # a probability raster on the pipeline's grid (the same for every 10 m model), for the baselines
+    model_grid = mapped[0]["probability_path"] if mapped else None
     runs = []
     valid = assessed.copy()
-    model_grid = None  # a probability raster on the pipeline's grid (the same for every 10 m model)
-    for model_path in args.models:
-        model_path = os.path.abspath(model_path)
-        run = map_model(model_path, pre_vrt, post_vrt, dem, work.name, args.threads)
-        model_grid = model_grid or run["probability_path"]
-        run["probability"] = warp_to(run.pop("probability_path"), ref_ds, -1.0)
+    for model_path, run in zip(args.models, mapped):
+        run.pop("probability_path")
         valid &= run["probability"] >= 0
-        runs.append((model_path, run))
+        runs.append((os.path.abspath(model_path), run))
 
     report = {
         "event": br.EVENT, "data_dir": _rel(os.path.abspath(args.data_dir)),
@@ -447,7 +459,7 @@ def _print_table(report: dict) -> None:
             m = model[region]
             rows.append((os.path.basename(model["file"]), m["at_card_threshold"], m["recall_at_precision_0.8"], model["threshold"]))
             if m.get("at_best_mcc_threshold"):
-                rows.append((f"  same, best MCC", m["at_best_mcc_threshold"], m["recall_at_precision_0.8"],
+                rows.append(("  same, best MCC", m["at_best_mcc_threshold"], m["recall_at_precision_0.8"],
                              m["best_mcc_threshold"]))
         for name, base in report["baselines"].items():
             b = base[region]

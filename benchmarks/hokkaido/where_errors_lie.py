@@ -68,18 +68,15 @@ def main(argv=None) -> int:
 
     loaded = sh.load_reference()
     ref_ds, truth, assessed, labels = loaded["dataset"], loaded["truth"], loaded["assessed"], loaded["labels"]
-    pre = br.read_image(args.data_dir, "pre")[0].astype(np.float64)
-    post = br.read_image(args.data_dir, "post")[0].astype(np.float64)
-    brightness = post.mean(axis=0)
-    darkened = brightness < pre.mean(axis=0)
+    pre = br.read_image(args.data_dir, "pre")[0]
+    post = br.read_image(args.data_dir, "post")[0]
+    brightness = post.astype(np.float64).mean(axis=0)
+    darkened = sh.change_indices(pre, post)["brightening"] < 0
     report = {"event": br.EVENT, "reference_scar_px_darkened_share": darkened_share(truth & assessed, darkened),
               "models": []}
     with tempfile.TemporaryDirectory(prefix="hokkaido_errors_") as work:
-        pre_vrt, post_vrt = sh.stack_rgb(args.data_dir, "pre", work), sh.stack_rgb(args.data_dir, "post", work)
-        dem = os.path.join(args.data_dir, "dsm_AW3D30.tif")
-        for model_path in args.models:
-            run = sh.map_model(os.path.abspath(model_path), pre_vrt, post_vrt, dem, work, 0)
-            probability = sh.warp_to(run["probability_path"], ref_ds, -1.0)
+        for model_path, run in zip(args.models, sh.map_onto_reference(args.models, ref_ds, work, args.data_dir)):
+            probability = run["probability"]
             valid = assessed & (probability >= 0)
             curve = sh.sweep(probability[valid], truth[valid])
             threshold = sh.best_mcc_threshold(curve)
