@@ -11,7 +11,7 @@ Keras network (``training.adapt``), so both see the same probabilities.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from .card import TTA_DIHEDRAL, TTA_FLIPS, TTA_MODES, TTA_NONE
 # (flip rows, flip columns, transpose), applied in that order to the inputs and undone in reverse order.
 _FLIPS: List[Tuple[bool, bool, bool]] = [(False, False, False), (True, False, False), (False, True, False),
                                          (True, True, False)]
+FLIPS: Tuple[Tuple[bool, bool, bool], ...] = tuple(_FLIPS)
+"""The four orientations of ``flips``, in this order: as it is, up-down, left-right, both (180 degrees)."""
 _TRANSFORMS = {TTA_NONE: _FLIPS[:1], TTA_FLIPS: _FLIPS,
                TTA_DIHEDRAL: _FLIPS + [(rows, cols, True) for rows, cols, _ in _FLIPS]}
 
@@ -69,9 +71,18 @@ def predict_averaged(run: Callable[[Dict[str, np.ndarray]], np.ndarray], inputs:
         raise ValueError(f"unknown test-time augmentation '{mode}'; expected one of {', '.join(TTA_MODES)}")
     if mode == TTA_NONE:
         return np.asarray(run(inputs), dtype=np.float32)
+    return predict_oriented(run, inputs, _TRANSFORMS[mode])
+
+
+def predict_oriented(run: Callable[[Dict[str, np.ndarray]], np.ndarray], inputs: Dict[str, np.ndarray],
+                     transforms: Sequence[Tuple[bool, bool, bool]]) -> np.ndarray:
+    """The mean of ``run`` over the given ``(flip rows, flip columns, transpose)`` transforms (e.g. some of
+    :data:`FLIPS`), each probability brought back to the input's orientation before averaging."""
+    if not transforms:
+        raise ValueError("predict_oriented needs at least one transform")
     total = None
-    for rows, cols, transpose in _TRANSFORMS[mode]:
+    for rows, cols, transpose in transforms:
         probability = _back(np.asarray(run({k: _forward(v, rows, cols, transpose) for k, v in inputs.items()}),
                                        dtype=np.float32), rows, cols, transpose)
         total = probability.copy() if total is None else total + probability
-    return total / np.float32(len(_TRANSFORMS[mode]))
+    return total / np.float32(len(transforms))

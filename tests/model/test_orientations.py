@@ -7,7 +7,7 @@ import pytest
 
 from model.card import TTA_DIHEDRAL, TTA_FLIPS, TTA_MODES, TTA_NONE, card_from_json
 from model.errors import ModelCardError
-from model.orientations import passes, predict_averaged
+from model.orientations import FLIPS, passes, predict_averaged, predict_oriented
 from model.session import LandslideModel
 from tests.helpers.tiny_models import conv_model, tiny_card
 
@@ -70,3 +70,19 @@ def test_the_plugin_session_averages_as_the_card_says(tmp_path):
     assert not np.allclose(plain.predict(flipped), plain.predict(x)[:, ::-1, ::-1], atol=1e-3)
     np.testing.assert_allclose(averaged.predict(flipped), averaged.predict(x)[:, ::-1, ::-1], atol=1e-5)
     assert not np.allclose(averaged.predict(x), plain.predict(x), atol=1e-3)
+
+
+def test_some_of_the_flips_are_averaged_and_brought_back():
+    def leans_east(x):
+        n, rows, cols, _ = x["pre_image"].shape
+        return np.broadcast_to(np.arange(cols, dtype=np.float32), (n, rows, cols))
+
+    x = _inputs(16, 16)
+    np.testing.assert_allclose(predict_oriented(_pixelwise, x, FLIPS[1:3]), _pixelwise(x), atol=1e-6)
+    as_is, up_down, left_right, both = FLIPS
+    np.testing.assert_allclose(predict_oriented(leans_east, x, [as_is, up_down])[0, 0], np.arange(16))  # no mirror
+    np.testing.assert_allclose(predict_oriented(leans_east, x, [as_is, left_right]), 7.5)  # one mirrored copy
+    np.testing.assert_allclose(predict_oriented(leans_east, x, [both])[0, 0], np.arange(16)[::-1])
+    np.testing.assert_allclose(predict_oriented(leans_east, x, FLIPS), predict_averaged(leans_east, x, TTA_FLIPS))
+    with pytest.raises(ValueError, match="at least one transform"):
+        predict_oriented(leans_east, x, [])
