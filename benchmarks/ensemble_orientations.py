@@ -16,10 +16,11 @@ Scored combinations, all with the threshold calibrated on the ``--calibrate`` ev
 
 - each model with its four flips (checks: these must equal the models' own scores with ``flips``);
 - both models with their four flips (eight runs);
-- the six ways to give two flips to A and the other two to B (four runs).
+- the six ways to give two flips to A and the other two to B (four runs; ``best_split``);
+- the four ways to give three flips to A and the last one to B (four runs; ``best_three_one_split``).
 
-``best_split`` names the split best on the calibration events; the held-out families and Hokkaido are only
-reported for it, never used to choose.
+``best_split`` and ``best_three_one_split`` name the splits of each kind best on the calibration events; the
+held-out families and Hokkaido are only reported for them, never used to choose.
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ def combinations(model_count: int) -> Dict[str, Combination]:
             second = [f for f in every if f not in first]
             name = "split_0:" + "+".join(FLIP_NAMES[f] for f in first) + "_1:" + "+".join(FLIP_NAMES[f] for f in second)
             combos[name] = [(0, f) for f in first] + [(1, f) for f in second]
+        for single in every:  # the second model on one flip only: closer to the first model alone
+            rest = [f for f in every if f != single]
+            name = "split_0:" + "+".join(FLIP_NAMES[f] for f in rest) + "_1:" + FLIP_NAMES[single]
+            combos[name] = [(0, f) for f in rest] + [(1, single)]
     return combos
 
 
@@ -122,15 +127,18 @@ def main(argv=None) -> int:
               "models": [os.path.relpath(os.path.abspath(m), REPO_ROOT) for m in args.models],
               "flips": list(FLIP_NAMES), "calibrate_events": args.calibrate, "held_out_events": args.held_out,
               "scores": {}}
-    for name, combination in combinations(len(args.models)).items():
+    combos = combinations(len(args.models))
+    for name, combination in combos.items():
         entry = ep.score(name, lambda data, c=combination: mean_of(data["maps"], c), events, args.calibrate,
                          args.held_out, mean_of(hokkaido, combination), reference, len(combination))
         entry["passes"] = [[args.models[m], FLIP_NAMES[f]] for m, f in combination]
         report["scores"][name] = entry
-    splits = {k: v for k, v in report["scores"].items() if k.startswith("split_")}
-    if splits:
-        report["best_split"] = max(splits, key=lambda k: splits[k]["calibration"]["mcc"])
-        print(f"best split on the calibration events: {report['best_split']}", flush=True)
+    for key, share in (("best_split", 2), ("best_three_one_split", 3)):
+        splits = {k: v for k, v in report["scores"].items()
+                  if k.startswith("split_") and sum(m == 0 for m, _ in combos[k]) == share}
+        if splits:
+            report[key] = max(splits, key=lambda k: splits[k]["calibration"]["mcc"])
+            print(f"{key} on the calibration events: {report[key]}", flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=1)

@@ -25,11 +25,14 @@ def bench():
 def test_each_split_gives_every_flip_to_exactly_one_model(bench):
     combos = bench.combinations(2)
     splits = {name: c for name, c in combos.items() if name.startswith("split_")}
-    assert len(splits) == 6 and len(set(map(frozenset, map(tuple, splits.values())))) == 6
+    assert len(splits) == 10 and len(set(map(frozenset, map(tuple, splits.values())))) == 10
+    shares = []
     for combination in splits.values():
         assert len(combination) == 4
         assert sorted(flip for _, flip in combination) == [0, 1, 2, 3]
-        assert sorted(model for model, _ in combination) == [0, 0, 1, 1]
+        shares.append(sum(model == 0 for model, _ in combination))
+        assert sorted(model for model, _ in combination) in ([0, 0, 1, 1], [0, 0, 0, 1])
+    assert sorted(shares) == [2] * 6 + [3] * 4
     assert sorted(combos["all_models_all_flips"]) == [(m, f) for m in (0, 1) for f in range(4)]
     assert combos["model_1_flips"] == [(1, f) for f in range(4)]
     assert not any(name.startswith("split_") for name in bench.combinations(3))
