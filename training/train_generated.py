@@ -13,7 +13,10 @@ follows the step count). ``--anneal-steps`` instead gives one run its own
 schedule, for a fine-tune from a checkpoint: a linear warm-up over
 ``--warmup-steps`` (Adam's moments start from zero), then a half cosine from
 ``--learning-rate`` down to ``--anneal-to`` of it, held after that
-(:class:`LearningRatePlan`).
+(:class:`LearningRatePlan`). ``--teachers`` replaces (part of) each tile's
+landslide mask by the mean probability of carded ONNX models on the same
+inputs (knowledge distillation, :class:`Teachers`), so that one network can
+learn what an output ensemble computes at a fraction of its cost.
 
 Runs with any Keras 3 backend: ``KERAS_BACKEND=jax`` on a GPU machine without
 TensorFlow or GDAL, TensorFlow on the CPU here. Export afterwards with
@@ -86,6 +89,49 @@ class LearningRatePlan:
     def describe(self) -> Dict[str, object]:
         return {"learning_rate": self.learning_rate, "from_step": self.first_step, "anneal_steps": self.anneal_steps,
                 "anneal_to": self.anneal_to, "warmup_steps": self.warmup_steps}
+
+
+class TeacherError(ValueError):
+    """A teacher model cannot give targets for the tiles of this run."""
+
+
+class Teachers:
+    """Soft targets from carded ONNX models: the mean of their probabilities (each with its card's test-time
+    augmentation) on the very inputs the network trains on, mixed into the mask by ``share``.
+
+    Every teacher must read the tiles as the trainee does (same inputs and scaling, same image normalisation and
+    terrain recipe): its card is checked against the trainee's before the run starts. The validity weight (the
+    target's second channel) is left as it is, so nodata and cloud pixels still do not count.
+    """
+
+    def __init__(self, paths: Sequence[str], share: float, card: ModelCard, threads: int = 0):
+        from model.session import LandslideModel
+
+        if not 0.0 < share <= 1.0:
+            raise TeacherError(f"the teachers' share of the target must be in (0, 1], not {share:g}")
+        self.paths = list(paths)
+        self.share = float(share)
+        self.models = [LandslideModel(path, threads) for path in self.paths]
+        for path, model in zip(self.paths, self.models):
+            for name in ("inputs", "image_normalisation", "terrain", "reflectance_saturation"):
+                if getattr(model.card, name) != getattr(card, name):
+                    raise TeacherError(f"the teacher {path} reads its inputs otherwise than the network trained here "
+                                       f"(its card's {name} differs), so its probability is no target for these tiles")
+
+    def targets(self, inputs: Dict[str, np.ndarray], target: np.ndarray) -> np.ndarray:
+        """``target`` (N, H, W, 2: mask, validity) with the mask mixed with the teachers' mean probability.
+
+        Args:
+            inputs: The batch's model-scaled inputs keyed by role (``pre_image``, ``post_image``, ``terrain``).
+        """
+        soft = np.mean([model.predict(inputs) for model in self.models], axis=0)
+        out = np.array(target, dtype=np.float32, copy=True)
+        out[..., 0] = (1.0 - self.share) * out[..., 0] + self.share * soft
+        return out
+
+    def describe(self) -> Dict[str, object]:
+        return {"teachers": [os.path.basename(p) for p in self.paths], "teacher_share": self.share,
+                "teacher_test_time_augmentation": [m.card.test_time_augmentation for m in self.models]}
 
 
 def generated_card(width: float, tile_px: int = 224, context_px: int = 32, gsd_m: float = 10.0,
@@ -247,12 +293,14 @@ def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_
           kinds: Sequence[str] = DEFAULT_KINDS, pairs_path: str = "", tile_px: int = 224, size_px: int = 512,
           tiles_per_event: int = 12, learning_rate: float = 3e-4, seed: int = 42, save_every_s: float = 120.0,
           log=print, widenings: Widenings = Widenings(), anneal_steps: int = 0, anneal_to: float = 0.1,
-          warmup_steps: int = 0) -> Dict[float, "_Trainee"]:
+          warmup_steps: int = 0, teachers: Sequence[str] = (), teacher_share: float = 1.0) -> Dict[float, "_Trainee"]:
     """Train one network per width on the same batches for ``minutes`` (wall clock); returns them by width.
 
     ``widenings``: the shares of family events drawn with pale dry grass and little forest, or with snow under a
     bare winter forest (:class:`training.simulate_families.Widenings`); each run's values are kept in ``state.json``.
     ``anneal_steps``, ``anneal_to``, ``warmup_steps``: see :class:`LearningRatePlan` (kept in ``state.json`` too).
+    ``teachers``, ``teacher_share``: carded ONNX models whose mean probability makes that share of the target
+    (:class:`Teachers`; kept in ``state.json`` as ``teachers_by_run``).
     """
     trainees = {w: _Trainee(out_dir, w, tile_px, kinds, learning_rate, log, anneal_steps, anneal_to, warmup_steps)
                 for w in widths}
@@ -262,6 +310,13 @@ def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_
         trainee.state.setdefault("learning_rate_by_run", []).append({"run": trainee.state["runs"],
                                                                      **trainee.plan.describe()})
     first = next(iter(trainees.values()))
+    # One onnxruntime thread, so that its pool does not compete with TensorFlow's for the cores. The teachers
+    # still cost: a first distillation run here trained at 1.7 tiles/s (two one-pass teachers, batch 8).
+    teacher = Teachers(teachers, teacher_share, first.card, threads=1) if teachers else None
+    for trainee in trainees.values():
+        trainee.state.setdefault("teachers_by_run", []).append(
+            {"run": trainee.state["runs"], "from_step": trainee.state["steps"],
+             **(teacher.describe() if teacher else {"teachers": []})})
     workers = workers or max(1, (os.cpu_count() or 2) - 1)
     context = mp.get_context("spawn")
     samples: "mp.Queue" = context.Queue(maxsize=batch_size * 16)
@@ -281,6 +336,8 @@ def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_
             batch = [samples.get(timeout=600) for _ in range(batch_size)]
             x = {names[role]: np.stack([b[0][role] for b in batch]).astype(np.float32) for role in names}
             target = np.stack([b[1] for b in batch]).astype(np.float32)
+            if teacher is not None:
+                target = teacher.targets({role: x[name] for role, name in names.items()}, target)
             for b in batch:
                 counts[b[2]] = counts.get(b[2], 0) + 1
             for trainee in trainees.values():
@@ -404,6 +461,11 @@ def main(argv=None) -> int:
     parser.add_argument("--forest-snow-chance", type=float, default=0.0,
                         help="share of family events with a leaf-off winter image holding partial snow under the "
                              "bare forest, mostly in the pre image (training.simulate_families.with_forest_snow)")
+    parser.add_argument("--teachers", nargs="+", default=[],
+                        help="carded ONNX models whose mean probability on each batch becomes the target "
+                             "(knowledge distillation; each with its card's test-time augmentation)")
+    parser.add_argument("--teacher-share", type=float, default=1.0,
+                        help="with --teachers: the teachers' share of the target, the rest the simulated mask")
     parser.add_argument("--parts-dir", default="",
                         help="also write each width's weights as npz parts of at most 15 MB here")
     parser.add_argument("--validate-events", type=int, default=0,
@@ -419,7 +481,8 @@ def main(argv=None) -> int:
                      args.tile_px, args.size_px, learning_rate=args.learning_rate, seed=args.seed, log=log,
                      widenings=Widenings(args.dry_grassland_chance, args.forest_snow_chance),
                      anneal_steps=args.anneal_steps,
-                     anneal_to=args.anneal_to, warmup_steps=args.warmup_steps)
+                     anneal_to=args.anneal_to, warmup_steps=args.warmup_steps, teachers=args.teachers,
+                     teacher_share=args.teacher_share)
     for width, trainee in trainees.items() if args.parts_dir else ():
         log(f"wrote {save_weight_parts(trainee.network, os.path.join(args.parts_dir, f'width_{width:g}'))}")
     for width, trainee in trainees.items() if args.validate_events else ():

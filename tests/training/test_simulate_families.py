@@ -243,3 +243,52 @@ def test_the_committed_checkpoint_loads(checkpoint):
     network = build_resunet(width=state["width"], l2=1e-5)
     load_weight_parts(network, [os.path.join(folder, p) for p in state["weights"]])
     assert state["steps"] > 0
+
+
+def _teacher_file(folder, card, seed=0, **overrides):
+    import dataclasses
+    import os
+
+    from tests.helpers.tiny_models import conv_model
+
+    path = os.path.join(str(folder), f"teacher_{seed}.onnx")
+    card = dataclasses.replace(tiny_card(), inputs=card.inputs, image_normalisation=card.image_normalisation,
+                               terrain=card.terrain, reflectance_saturation=card.reflectance_saturation, **overrides)
+    conv_model(path, seed=seed, card=card)
+    return path
+
+
+def test_teachers_replace_the_mask_by_their_mean_probability_and_keep_the_validity(tmp_path):
+    from model.session import LandslideModel
+    from training.train_generated import Teachers, generated_card
+
+    card = generated_card(0.125, tile_px=96)
+    paths = [_teacher_file(tmp_path, card, seed) for seed in (1, 2)]
+    rng = np.random.default_rng(5)
+    x = {spec.role: rng.uniform(-1, 1, (2, 64, 64, len(spec.channels))).astype(np.float32) for spec in card.inputs}
+    target = np.zeros((2, 64, 64, 2), np.float32)
+    target[:, 20:30, 20:30, 0] = 1.0
+    target[..., 1] = rng.random((2, 64, 64)) < 0.8
+    each = [LandslideModel(p, 1).predict(x) for p in paths]
+    assert not np.allclose(each[0], each[1])  # two different teachers: the mean is not either one
+    soft = Teachers(paths, 1.0, card, threads=1).targets(x, target)
+    np.testing.assert_allclose(soft[..., 0], (each[0] + each[1]) / 2, atol=1e-6)
+    np.testing.assert_array_equal(soft[..., 1], target[..., 1])
+    half = Teachers(paths, 0.5, card, threads=1).targets(x, target)
+    np.testing.assert_allclose(half[..., 0], 0.5 * target[..., 0] + 0.25 * (each[0] + each[1]), atol=1e-6)
+    assert target[..., 0].max() == 1.0 and target[..., 0].sum() == 200  # the caller's target is left as it was
+
+
+def test_a_teacher_that_reads_its_inputs_otherwise_is_refused(tmp_path):
+    import dataclasses
+
+    from model.card import ImageNormalisation
+    from training.train_generated import TeacherError, Teachers, generated_card
+
+    card = generated_card(0.125, tile_px=96)
+    other = dataclasses.replace(card, image_normalisation=ImageNormalisation())
+    assert other.image_normalisation != card.image_normalisation
+    with pytest.raises(TeacherError, match="its card's image_normalisation differs"):
+        Teachers([_teacher_file(tmp_path, other)], 1.0, card, threads=1)
+    with pytest.raises(TeacherError, match=r"share of the target must be in \(0, 1\], not 0"):
+        Teachers([_teacher_file(tmp_path, card, seed=3)], 0.0, card, threads=1)
