@@ -5,17 +5,18 @@
 
 The model is quantized statically (onnxruntime.quantization: QDQ with unsigned 8-bit activations and signed
 8-bit per-channel weights, and the older operator format with both unsigned) after onnxruntime's own
-pre-processing, calibrated on smooth random fields in [-1, 1] like the inputs the network sees. Each model then
-runs one window (batch 1, the network alone: one pass, no test-time augmentation, no reading or writing) on the
-same inputs with the plugin's session options (``model.session.open_session``, 2 threads by default); the best of
-``--repeats`` timings is kept. Reported: seconds per window, the ratio to the float model (above 1: slower) and
-the largest difference of the probabilities. Int8 convolutions are fast only where the CPU has dot-product
-instructions for 8-bit integers (AVX-512 VNNI or AVX-VNNI); the CPU flags are recorded beside the timings.
+pre-processing, calibrated on smooth random fields in [-1, 1] (``training.export.random_fields``, those of the
+export's parity check). Each model then runs one window (batch 1, the network alone: one pass, no test-time
+augmentation, no reading or writing) on the same inputs with the plugin's session options
+(``model.session.open_session``, 2 threads by default); the best of ``--repeats`` timings is kept. Reported:
+seconds per window, the ratio to the float model (above 1: slower) and the mean and largest difference of the
+probabilities. Int8 convolutions are fast only where the CPU has dot-product instructions for 8-bit integers
+(AVX-512 VNNI or AVX-VNNI); the CPU flags are recorded beside the timings.
 
 The probability differences are on random fields, with a calibration on random fields: they show that the copy
-computes something close or not, and say nothing of its accuracy on events. Accuracy is not scored here: a quantized model that is slower than its float model is not worth
-shipping, and one that is faster must still be scored with ``score_families.py`` and ``score_hokkaido.py``
-(at most 0.01 MCC lost, issue 11).
+computes something close or not, and say nothing of its accuracy on events. Accuracy is not scored here: a
+quantized model that is slower than its float model is not worth shipping, and one that is faster must still be
+scored with ``score_families.py`` and ``score_hokkaido.py`` (at most 0.01 MCC lost, issue 11).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from model.session import open_session  # noqa: E402
+from training.export import random_fields  # noqa: E402  (numpy only; no TensorFlow)
 
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "avx512f", "avx2")
 
@@ -54,18 +56,6 @@ def cpu_flags() -> List[str]:
     return []
 
 
-def smooth_fields(inputs: Dict[str, int], size_px: int, seed: int) -> Dict[str, np.ndarray]:
-    """Random fields in [-1, 1], smooth at 8 px, one (1, size, size, channels) array per input name."""
-    rng = np.random.default_rng(seed)
-    coarse_px = size_px // 8 + 2
-    out = {}
-    for name, channels in inputs.items():
-        coarse = rng.uniform(-1, 1, (coarse_px, coarse_px, channels)).astype(np.float32)
-        fine = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1)[:size_px, :size_px]
-        out[name] = np.clip(fine + rng.normal(0, 0.02, fine.shape), -1, 1)[None].astype(np.float32)
-    return out
-
-
 def quantized_copies(model_path: str, inputs: Dict[str, int], folder: str) -> Dict[str, str]:
     """The model quantized in two formats, written to ``folder``; name -> path."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -77,7 +67,7 @@ def quantized_copies(model_path: str, inputs: Dict[str, int], folder: str) -> Di
 
         def get_next(self):
             seed = next(self.seeds, None)
-            return None if seed is None else smooth_fields(inputs, 256, seed)
+            return None if seed is None else random_fields(inputs, 256, 1, seed)
 
     prepared = os.path.join(folder, "prepared.onnx")
     quant_pre_process(model_path, prepared, skip_symbolic_shape=True)
@@ -113,7 +103,7 @@ def main(argv=None) -> int:
 
     float_session = open_session(args.model, args.threads)
     inputs = {i.name: int(i.shape[-1]) for i in float_session.get_inputs()}
-    feed = smooth_fields(inputs, args.window_px, seed=100)
+    feed = random_fields(inputs, args.window_px, 1, seed=100)
     report = {"what": "one window through the network alone (batch 1, one pass), float model against int8 copies, "
                       "best of the repeats, same inputs, same run",
               "model": os.path.relpath(os.path.abspath(args.model), REPO_ROOT), "window_px": args.window_px,

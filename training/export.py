@@ -72,7 +72,12 @@ def _name_output(proto: Any, name: str) -> None:
 
 
 def random_inputs(model: Any, size_px: int, batch: int, seed: int) -> Dict[str, np.ndarray]:
-    """Random model-scaled inputs in [-1, 1] that look like imagery, keyed by input name.
+    """Random model-scaled inputs for a Keras model, keyed by input name (see :func:`random_fields`)."""
+    return random_fields({t.name.split(":")[0]: int(t.shape[-1]) for t in model.inputs}, size_px, batch, seed)
+
+
+def random_fields(channels_by_name: Dict[str, int], size_px: int, batch: int, seed: int) -> Dict[str, np.ndarray]:
+    """Random model-scaled inputs in [-1, 1] that look like imagery: (batch, size, size, channels) per name.
 
     Each channel is a random field: uniform values on a grid 8 times coarser,
     interpolated bilinearly, plus a little pixel noise. Independent uniform
@@ -86,15 +91,14 @@ def random_inputs(model: Any, size_px: int, batch: int, seed: int) -> Dict[str, 
     index = np.floor(position).astype(int)
     weight = (position - index).astype(np.float32)
     out = {}
-    for tensor in model.inputs:
-        channels = int(tensor.shape[-1])
+    for name, channels in channels_by_name.items():
         coarse = rng.uniform(-1, 1, (batch, coarse_px, coarse_px, channels)).astype(np.float32)
         w_rows = weight[None, :, None, None]
         rows = coarse[:, index] * (1 - w_rows) + coarse[:, index + 1] * w_rows
         w_cols = weight[None, None, :, None]
         field = rows[:, :, index] * (1 - w_cols) + rows[:, :, index + 1] * w_cols
         noisy = field + rng.normal(0, 0.02, field.shape)
-        out[tensor.name.split(":")[0]] = np.clip(noisy, -1, 1).astype(np.float32)
+        out[name] = np.clip(noisy, -1, 1).astype(np.float32)
     return out
 
 

@@ -304,19 +304,16 @@ def train(out_dir: str, minutes: float, widths: Sequence[float] = (0.5,), batch_
     """
     trainees = {w: _Trainee(out_dir, w, tile_px, kinds, learning_rate, log, anneal_steps, anneal_to, warmup_steps)
                 for w in widths}
-    for trainee in trainees.values():
-        trainee.state.setdefault("widenings_by_run", []).append(
-            {"run": trainee.state["runs"], "from_step": trainee.state["steps"], **dataclasses.asdict(widenings)})
-        trainee.state.setdefault("learning_rate_by_run", []).append({"run": trainee.state["runs"],
-                                                                     **trainee.plan.describe()})
     first = next(iter(trainees.values()))
     # One onnxruntime thread, so that its pool does not compete with TensorFlow's for the cores. The teachers
     # still cost: a first distillation run here trained at 1.7 tiles/s (two one-pass teachers, batch 8).
     teacher = Teachers(teachers, teacher_share, first.card, threads=1) if teachers else None
     for trainee in trainees.values():
+        run = {"run": trainee.state["runs"], "from_step": trainee.state["steps"]}
+        trainee.state.setdefault("widenings_by_run", []).append({**run, **dataclasses.asdict(widenings)})
+        trainee.state.setdefault("learning_rate_by_run", []).append({"run": run["run"], **trainee.plan.describe()})
         trainee.state.setdefault("teachers_by_run", []).append(
-            {"run": trainee.state["runs"], "from_step": trainee.state["steps"],
-             **(teacher.describe() if teacher else {"teachers": []})})
+            {**run, **(teacher.describe() if teacher else {"teachers": []})})
     workers = workers or max(1, (os.cpu_count() or 2) - 1)
     context = mp.get_context("spawn")
     samples: "mp.Queue" = context.Queue(maxsize=batch_size * 16)
