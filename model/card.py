@@ -189,6 +189,16 @@ class ModelCard:
         _check_card(self)
 
 
+READING_FIELDS: Tuple[str, ...] = ("inputs", "image_normalisation", "terrain", "reflectance_saturation")
+"""The card fields that say how a network's input arrays are made from the images and the DEM: two networks
+agreeing on all of them can be fed the same arrays (an ensemble's members, a teacher and its student)."""
+
+
+def reading_differences(card: ModelCard, other: ModelCard, also: Sequence[str] = ()) -> List[str]:
+    """The :data:`READING_FIELDS` (and the fields ``also`` names) in which ``other`` differs from ``card``."""
+    return [name for name in (*READING_FIELDS, *also) if getattr(card, name) != getattr(other, name)]
+
+
 def standard_inputs(
     image_scale: float = 1 / 127.5,
     image_offset: float = -1.0,

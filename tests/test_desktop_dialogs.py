@@ -106,7 +106,7 @@ def test_map_dialog_shows_plain_defaults_and_reachable_outputs(desktop_run):
     assert "band" not in labels.lower() and "Image values" not in labels
     assert facts["help_enabled"]
     prefilled = report["map_prefilled"]
-    assert float(prefilled["THRESHOLD"]) == pytest.approx(0.53)
+    assert float(prefilled["THRESHOLD"]) == pytest.approx(0.5)  # the default model's card
     assert float(prefilled["MIN_AREA_M2"]) == pytest.approx(100.0)
     assert float(prefilled["MASK_BUFFER"]) == 50.0
     assert report["map_dialog_tall"]["outputs_visible"] == {"OUTPUT_POLYGONS": True, "OUTPUT_PROBABILITY": True,

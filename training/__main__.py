@@ -129,23 +129,11 @@ def cmd_convert_original(args) -> int:
     return 0
 
 
-def cmd_export_weights(args) -> int:
+def _card_changes(card, args):
+    """The card with the export options a user gave (provenance texts, threshold, name, test-time augmentation)."""
     import dataclasses
 
-    from model.card import card_from_json
-
-    from .export import export_onnx
-    from .network import build_resunet
-    from .train_generated import STATE_FILE, load_weight_parts
-
-    with open(os.path.join(args.folder, "card.json"), encoding="utf-8") as handle:
-        card = card_from_json(handle.read())
-    with open(os.path.join(args.folder, STATE_FILE), encoding="utf-8") as handle:
-        state = json.load(handle)
-    network = build_resunet(width=float(state["width"]), l2=1e-5)
-    load_weight_parts(network, args.weight_parts or [os.path.join(args.folder, p) for p in state["weights"]])
-    provenance = dict(card.provenance, steps=state["steps"], tiles_seen=state["tiles"],
-                      tiles_by_kind=state.get("tiles_by_kind", {}), training_seconds=round(state["seconds"]))
+    provenance = dict(card.provenance)
     if args.trained_on:
         provenance["trained_on"] = args.trained_on
     if args.chosen_because:
@@ -157,9 +145,29 @@ def cmd_export_weights(args) -> int:
         changes["name"] = args.name
     if args.test_time_augmentation:
         changes["test_time_augmentation"] = args.test_time_augmentation
-    card = dataclasses.replace(card, **changes)
+    return dataclasses.replace(card, **changes)
+
+
+def cmd_export_weights(args) -> int:
+    from .ensemble import load_checkpoint
+    from .export import export_onnx
+
+    network, card, _ = load_checkpoint(args.folder, args.weight_parts)
+    card = _card_changes(card, args)
     worst = export_onnx(network, card, args.output, overwrite=args.overwrite, tolerance=args.parity_tolerance)
     print(f"wrote {args.output} (onnxruntime vs Keras max difference {worst:.2g})")
+    return 0
+
+
+def cmd_export_ensemble(args) -> int:
+    from .ensemble import checkpoints_ensemble
+    from .export import export_onnx
+
+    network, card = checkpoints_ensemble(args.folders, args.member_trained_on or ())
+    card = _card_changes(card, args)
+    worst = export_onnx(network, card, args.output, overwrite=args.overwrite, tolerance=args.parity_tolerance)
+    print(f"wrote {args.output}: the mean of {len(args.folders)} networks (onnxruntime vs Keras max difference "
+          f"{worst:.2g})")
     return 0
 
 
@@ -340,6 +348,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--parity-tolerance", type=float, default=1e-4)
     p.set_defaults(func=cmd_export_weights)
+
+    p = sub.add_parser("export-ensemble",
+                       help="export the mean of several train_generated networks as one ONNX model (an output "
+                            "ensemble in one graph)")
+    p.add_argument("output", help="ONNX file to write")
+    p.add_argument("folders", nargs="+", help="width folders of training.train_generated (two or more), read alike")
+    p.add_argument("--member-trained-on", nargs="+", default=None,
+                   help="what each member was trained on, in words, one text per folder (default: its card's)")
+    p.add_argument("--threshold", type=float, default=None, help="default threshold to store in the card")
+    p.add_argument("--name", default=None)
+    p.add_argument("--trained-on", default=None, help="what the ensemble was trained on, in words")
+    p.add_argument("--test-time-augmentation", choices=TTA_MODES, default=None,
+                   help="store in the card: average the ensemble's probability over the window's flips (flips) or "
+                        "symmetries (dihedral); each copy runs every member")
+    p.add_argument("--chosen-because", default=None, help="why these networks were chosen, in words")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--parity-tolerance", type=float, default=1e-4)
+    p.set_defaults(func=cmd_export_ensemble)
 
     p = sub.add_parser("evaluate", help="score an ONNX model's maps of labelled events against their inventories")
     p.add_argument("model", help="carded ONNX model")

@@ -44,14 +44,17 @@ from model.preprocess import model_inputs
 from model.terrain import HALO_PX, terrain_features
 
 from .original_h5 import sha256_of  # numpy only (h5py is imported where a file is read)
+from .ensemble import MEMBERS, member_count
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 EXPORT_RESERVE_S = 30.0
-"""Time kept back for the final validation and the ONNX export: 10 to 19 s on the 2 cores here for a width-0.125
-model (measured; the slower figure in session 17, when a benchmark run took 601 s from process start to written
-model with 25 s kept back)."""
+"""Time kept back for the final validation and the ONNX export, per network of the model (an ensemble's members
+are validated and exported together): 10 to 19 s on the 2 cores here for a width-0.125 network (measured; the
+slower figure in session 17, when a benchmark run took 601 s from process start to written model with 25 s kept
+back)."""
 MIN_STEPS = 10
-"""Steps done even when the fixed costs (reading, rebuilding, export: about 30 s on 2 cores) eat a tiny budget."""
+"""Steps done even when the fixed costs eat a tiny budget (reading, rebuilding, tracing the training step and
+exporting, on the 2 cores here: about 30 s for one width-0.125 network, about 2 minutes for the default model's two)."""
 LEARNING_RATE = 1e-4
 BATCH_SIZE = 8
 BASE_WEIGHT_SHARE = 0.5
@@ -230,6 +233,7 @@ def adapted_card(base: ModelCard, request: AdaptationRequest, plan: AdaptationPl
                        "training_km2": round(plan.km2(int((area.training & area.valid).sum())), 3),
                        "base_weight_share": base_weight_share},
         "width": base.provenance.get("width"),
+        **({MEMBERS: base.provenance[MEMBERS]} if member_count(base) > 1 else {}),
         "trained_on": f"{base.provenance.get('trained_on', base.name)}; then adapted to one event from "
                       f"{plan.landslides_used} landslides an analyst mapped in {plan.km2(plan.area_px):.2f} km² "
                       f"({event['landslides']}, area {event['area']})",
@@ -297,7 +301,7 @@ def adapt(request: AdaptationRequest, output_path: str, name: str = "", batch_si
         f"(best {base_scores['best_threshold_mcc']:.3f} at {THRESHOLDS[base_best]:g}).")
     sampler = TileSampler(area, base, gsd, TILE_PX, request.seed)
     names = {spec.role: spec.tensor_name for spec in base.inputs}
-    train_until = start + budget_s - EXPORT_RESERVE_S
+    train_until = start + budget_s - EXPORT_RESERVE_S * member_count(base)
     check_every_s = max(15.0, (train_until - time.time()) / 5.0)
     base_weights = network.get_weights()
     # Each check scores the weights as they would be shipped: moved back towards the base model's by the share.

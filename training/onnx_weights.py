@@ -51,19 +51,26 @@ def _layer_pattern(layer_name: str) -> "re.Pattern[str]":
     return re.compile(r"(^|/)" + re.escape(layer_name) + r"(_\d+)?/")
 
 
-def onnx_layer_weights(proto: Any, layer_names: Iterable[str]) -> Dict[str, Dict[str, np.ndarray]]:
+def onnx_layer_weights(proto: Any, layer_names: Iterable[str],
+                       scope: Optional[str] = None) -> Dict[str, Dict[str, np.ndarray]]:
     """``{layer: {"kernel", "bias"} or {"scale", "shift"}}`` found in an exported ResUNet graph.
 
     Convolutions: the ``Conv`` node whose weight initializer is named after
     the layer (kernel turned from OIHW to Keras' HWIO). Batch normalisations:
     the ``Mul`` node named after the layer with a constant input, and the
-    ``Add`` that consumes it with the other constant.
+    ``Add`` that consumes it with the other constant. With ``scope`` (an
+    ensemble member's sub-model name), only names inside that scope count.
     """
     constants, consumers = _graph_tables(proto)
+    nodes = list(proto.graph.node)
+    if scope is not None:
+        inside = _layer_pattern(scope)
+        nodes = [node for node in nodes
+                 if inside.search(node.input[1] if node.op_type == "Conv" and len(node.input) >= 2 else node.name)]
     found: Dict[str, Dict[str, np.ndarray]] = {}
     for name in layer_names:
         pattern = _layer_pattern(name)
-        for node in proto.graph.node:
+        for node in nodes:
             if node.op_type == "Conv" and len(node.input) >= 2 and pattern.search(node.input[1]) \
                     and node.input[1] in constants:
                 kernel = np.transpose(constants[node.input[1]], (2, 3, 1, 0))
@@ -84,18 +91,18 @@ def onnx_layer_weights(proto: Any, layer_names: Iterable[str]) -> Dict[str, Dict
     return found
 
 
-def _weighted_layers(network: Any) -> List[Any]:
+def weighted_layers(network: Any) -> List[Any]:
     return [layer for layer in network.layers if layer.weights]
 
 
-def _assign(network: Any, weights: Dict[str, Dict[str, np.ndarray]], required: Iterable[str]) -> Optional[str]:
+def assign_layers(network: Any, weights: Dict[str, Dict[str, np.ndarray]], required: Iterable[str]) -> Optional[str]:
     """Set every weighted layer from ``weights``; the first mismatch as text, or None when all fit.
 
     Layers off the prediction path (the deep-supervision heads, which the
     export leaves out) keep their fresh weights when the graph lacks them.
     """
     required = set(required)
-    for layer in _weighted_layers(network):
+    for layer in weighted_layers(network):
         kind = type(layer).__name__
         got = weights.get(layer.name)
         if got is None:
@@ -128,6 +135,9 @@ def _assign(network: Any, weights: Dict[str, Dict[str, np.ndarray]], required: I
 def rebuild_network(onnx_path: str, card: Any, l2: float = 1e-5, log=lambda message: None):
     """The training ResUNet (all outputs) of a carded ONNX model, with its weights, batch norms frozen.
 
+    A card that lists ensemble members (:mod:`training.ensemble`) gives the averaged network of its members,
+    each rebuilt from its own scope of the graph.
+
     Returns:
         ``(network, width, max_difference)``: the Keras model, its width and
         the largest |onnxruntime - Keras| measured on random inputs.
@@ -138,17 +148,26 @@ def rebuild_network(onnx_path: str, card: Any, l2: float = 1e-5, log=lambda mess
     """
     import onnx
 
-    from .export import parity_check
+    from .ensemble import member_count, rebuild_ensemble
     from .network import build_resunet, prediction_model
 
     proto = onnx.load(onnx_path)
+    if member_count(card) > 1:
+        network, problems = rebuild_ensemble(proto, card, l2=l2)
+        if network is None:
+            raise RebuildError(f"The trainer cannot rebuild the ensemble {onnx_path} from its members "
+                               f"({'; '.join(problems[:2])}).")
+        worst = _frozen_and_checked(network, proto, onnx_path)
+        log(f"Rebuilt the base model as the mean of {member_count(card)} ResUNets (largest difference to "
+            f"onnxruntime {worst:.1e}).")
+        return network, card.provenance.get("width"), worst
     stated = card.provenance.get("width") if isinstance(card.provenance, dict) else None
     widths = [float(stated)] if isinstance(stated, (int, float)) else list(CANDIDATE_WIDTHS)
     problems = []
     for width in widths:
         network = build_resunet(width=width, l2=l2)
-        weights = onnx_layer_weights(proto, [layer.name for layer in _weighted_layers(network)])
-        problem = _assign(network, weights, [layer.name for layer in _weighted_layers(prediction_model(network))])
+        weights = onnx_layer_weights(proto, [layer.name for layer in weighted_layers(network)])
+        problem = assign_layers(network, weights, [layer.name for layer in weighted_layers(prediction_model(network))])
         if problem is None:
             break
         problems.append(f"width {width:g}: {problem}")
@@ -157,15 +176,28 @@ def rebuild_network(onnx_path: str, card: Any, l2: float = 1e-5, log=lambda mess
             f"The trainer cannot rebuild the model {onnx_path} as a ResUNet of this project "
             f"({'; '.join(problems[:2])}). Adapt a model exported by this project's training package "
             "(`python -m training export` or `export-weights`), such as the default model.")
-    for layer in network.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            layer.trainable = False
-    try:
-        worst = parity_check(prediction_model(network), proto.SerializeToString(), sizes_px=(96,),
-                             tolerance=REBUILD_TOLERANCE)
-    except Exception as exc:  # ExportError, onnxruntime errors
-        raise RebuildError(f"The ResUNet rebuilt from {onnx_path} does not compute what the ONNX model does: {exc}") \
-            from exc
+    worst = _frozen_and_checked(network, proto, onnx_path)
     log(f"Rebuilt the base model as a ResUNet of width {width:g} ({len(weights)} layers from the graph; "
         f"largest difference to onnxruntime {worst:.1e}).")
     return network, width, worst
+
+
+def _frozen_and_checked(network: Any, proto: Any, onnx_path: str) -> float:
+    """Freeze every batch normalisation of ``network`` (members' included); its largest difference to the graph."""
+    from .export import parity_check
+    from .network import prediction_model
+
+    def freeze(model):
+        for layer in model.layers:
+            if type(layer).__name__ == "BatchNormalization":
+                layer.trainable = False
+            elif hasattr(layer, "layers"):  # an ensemble's member
+                freeze(layer)
+
+    freeze(network)
+    try:
+        return parity_check(prediction_model(network), proto.SerializeToString(), sizes_px=(96,),
+                            tolerance=REBUILD_TOLERANCE)
+    except Exception as exc:  # ExportError, onnxruntime errors
+        raise RebuildError(f"The network rebuilt from {onnx_path} does not compute what the ONNX model does: {exc}") \
+            from exc

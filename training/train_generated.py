@@ -41,7 +41,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from model.card import ImageNormalisation, ModelCard, NORMALISATION_SCENE, standard_inputs
+from model.card import ImageNormalisation, ModelCard, NORMALISATION_SCENE, reading_differences, standard_inputs
 from model.metrics import mcc_of_counts, threshold_counts
 
 from .real_backgrounds import REAL_BACKGROUNDS
@@ -113,10 +113,9 @@ class Teachers:
         self.share = float(share)
         self.models = [LandslideModel(path, threads) for path in self.paths]
         for path, model in zip(self.paths, self.models):
-            for name in ("inputs", "image_normalisation", "terrain", "reflectance_saturation"):
-                if getattr(model.card, name) != getattr(card, name):
-                    raise TeacherError(f"the teacher {path} reads its inputs otherwise than the network trained here "
-                                       f"(its card's {name} differs), so its probability is no target for these tiles")
+            for name in reading_differences(card, model.card)[:1]:
+                raise TeacherError(f"the teacher {path} reads its inputs otherwise than the network trained here "
+                                   f"(its card's {name} differs), so its probability is no target for these tiles")
 
     def targets(self, inputs: Dict[str, np.ndarray], target: np.ndarray) -> np.ndarray:
         """``target`` (N, H, W, 2: mask, validity) with the mask mixed with the teachers' mean probability.

@@ -38,7 +38,11 @@ def test_the_default_model_is_rebuilt_in_keras_with_the_same_outputs():
     expected = ort.InferenceSession(DEFAULT_MODEL, providers=["CPUExecutionProvider"]).run(["prediction"], feed)[0]
     got = np.asarray(prediction_model(network)(feed, training=False))
     assert np.abs(got - expected).max() < 1e-3
-    frozen = [layer for layer in network.layers if type(layer).__name__ == "BatchNormalization"]
+    def layers_of(model):  # an ensemble's members are sub-models
+        for layer in model.layers:
+            yield from layers_of(layer) if hasattr(layer, "layers") else (layer,)
+
+    frozen = [layer for layer in layers_of(network) if type(layer).__name__ == "BatchNormalization"]
     assert frozen and not any(layer.trainable for layer in frozen)
 
 
@@ -104,7 +108,9 @@ def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(m
     output = str(tmp_path / "adapted.onnx")
     result_path = str(tmp_path / "result.json")
     checks = tmp_path / "checks"
-    done = subprocess.run(_command(mapped_event, output, 1.0, "--result-json", result_path, "--seed", "1",
+    # 2.5 minutes: the default model (two networks) spends about 85 s starting (reading, rebuilding, tracing its
+    # training step) and 30 s exporting on the 2 cores here, and the budget must cover both to be held
+    done = subprocess.run(_command(mapped_event, output, 2.5, "--result-json", result_path, "--seed", "1",
                                    "--save-checks", str(checks)),
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -131,7 +137,7 @@ def test_adapt_on_the_command_line_learns_the_event_and_records_it_in_the_card(m
     assert card.provenance["adaptation"]["base_weight_share"] == 0.5  # halfway back to the base weights
     # trained away from the validation blocks: less than the area minus its validation fifth
     assert 0 < card.provenance["adaptation"]["training_km2"] < 0.8 * card.provenance["adapted_on"]["area_km2"]
-    assert result["seconds"] <= 60 + 20  # the budget holds, start to written model (give or take the export)
+    assert result["seconds"] <= 150 + 20  # the budget holds, start to written model (give or take the export)
     # It learnt the event: of what the base model gets wrong on these bright red scars (at the base's best
     # threshold), at least half is put right (the default model already reaches 0.93 here).
     base_best = result["base_scores"]["best_threshold_mcc"]
