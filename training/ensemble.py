@@ -27,7 +27,8 @@ from model.errors import LandslideMapperError
 
 MEMBERS = "members"
 """Provenance key of an ensemble's card: one dict per member network, in graph order."""
-MEMBER_FACTS = ("width", "steps", "tiles_seen", "tiles_by_kind", "training_seconds", "trained_on", "checkpoint")
+MEMBER_FACTS = ("width", "steps", "tiles_seen", "tiles_by_kind", "training_kinds", "training_seconds", "trained_on",
+                "checkpoint")
 """What the card keeps of each member."""
 
 
@@ -117,6 +118,7 @@ def ensemble_card(cards: Sequence[ModelCard], members: Sequence[Dict[str, Any]],
         MEMBERS: list(members),
         "trained_on": trained_on,
         "width": widths[0] if len(widths) == 1 else None,
+        "training_kinds": list(dict.fromkeys(kind for member in members for kind in member.get("training_kinds", []))),
         "held_out_families": first.provenance.get("held_out_families", []),
     }
     shown = ", ".join(f"{width:g}" for width in widths)

@@ -33,7 +33,11 @@ def test_card_says_what_it_was_trained_and_measured_on():
     assert card.gsd_m == 10.0
     assert card.image_normalisation.method == NORMALISATION_SCENE  # gain, haze and offsets do not fool it
     assert card.test_time_augmentation == TTA_FLIPS  # chosen on Hokkaido, and said so
-    assert "Test-time augmentation (flips) was then chosen on the same crop" in card.provenance["checkpoint_choice"]
+    choice = card.provenance["checkpoint_choice"]
+    assert "by a rule written before it was scored" in choice and "flips chosen there too" in choice
+    members = card.provenance["members"]  # two networks averaged in one graph, each said what it was trained on
+    assert len(members) == 2 and all("trained_on" in m and m["steps"] > 0 for m in members)
+    assert "The mean probability of 2 ResUNets" in card.description
     trained_on = card.provenance["trained_on"]
     assert "simulated" in trained_on and "no real landslide imagery" in trained_on
     kinds = set(card.provenance["training_kinds"])

@@ -53,6 +53,7 @@ def two_members(tmp_path_factory):
 def test_every_output_is_the_mean_of_the_members_outputs(two_members):
     from training.export import random_inputs
     from training.ensemble import checkpoints_ensemble
+    from training.train_generated import generated_card
 
     folders, networks = two_members
     ensemble, card = checkpoints_ensemble(folders)
@@ -65,6 +66,7 @@ def test_every_output_is_the_mean_of_the_members_outputs(two_members):
     assert not np.allclose(alone[0][0], alone[1][0], atol=1e-3)  # the members differ, so the mean says something
     assert [m["steps"] for m in card.provenance["members"]] == [100, 250]
     assert "steps" not in card.provenance and card.provenance["width"] == WIDTH
+    assert card.provenance["training_kinds"] == list(generated_card(WIDTH).provenance["training_kinds"])
     assert card.description.startswith("The mean probability of 2 ResUNets (width 0.0625)")
 
 
