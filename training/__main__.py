@@ -152,7 +152,7 @@ def cmd_export_weights(args) -> int:
     from .ensemble import load_checkpoint
     from .export import export_onnx
 
-    network, card, _ = load_checkpoint(args.folder, args.weight_parts)
+    network, card = load_checkpoint(args.folder, args.weight_parts)
     card = _card_changes(card, args)
     worst = export_onnx(network, card, args.output, overwrite=args.overwrite, tolerance=args.parity_tolerance)
     print(f"wrote {args.output} (onnxruntime vs Keras max difference {worst:.2g})")

@@ -75,12 +75,12 @@ def average_networks(networks: Sequence[Any], name: str = "ensemble") -> Any:
 
 
 def load_checkpoint(folder: str, weight_parts: Optional[Sequence[str]] = None, name: str = "resunet",
-                    l2: float = 1e-5) -> Tuple[Any, ModelCard, Dict[str, Any]]:
+                    l2: float = 1e-5) -> Tuple[Any, ModelCard]:
     """The network of a ``train_generated`` width folder (``card.json``, ``state.json``, weight parts).
 
     Returns:
-        ``(network, card, state)``: the Keras model (all outputs) named ``name``, the folder's card with the
-        training facts of ``state.json`` added to its provenance, and the state itself.
+        ``(network, card)``: the Keras model (all outputs) named ``name`` and the folder's card with the training
+        facts of ``state.json`` added to its provenance.
     """
     from .network import build_resunet
     from .train_generated import STATE_FILE, load_weight_parts
@@ -94,7 +94,7 @@ def load_checkpoint(folder: str, weight_parts: Optional[Sequence[str]] = None, n
     provenance = dict(card.provenance, steps=state["steps"], tiles_seen=state["tiles"],
                       tiles_by_kind=state.get("tiles_by_kind", {}), training_seconds=round(state["seconds"]))
     provenance.setdefault("width", float(state["width"]))
-    return network, dataclasses.replace(card, provenance=provenance), state
+    return network, dataclasses.replace(card, provenance=provenance)
 
 
 def member_facts(card: ModelCard, checkpoint: str, trained_on: str = "") -> Dict[str, Any]:
@@ -135,7 +135,7 @@ def checkpoints_ensemble(folders: Sequence[str], trained_on: Sequence[str] = ())
         raise EnsembleError(f"{len(trained_on)} --member-trained-on texts for {len(folders)} folders")
     networks, cards, members = [], [], []
     for index, folder in enumerate(folders):
-        network, card, _ = load_checkpoint(folder, name=member_scope(index))
+        network, card = load_checkpoint(folder, name=member_scope(index))
         networks.append(network)
         cards.append(card)
         members.append(member_facts(card, os.path.normpath(folder), trained_on[index] if trained_on else ""))

@@ -113,9 +113,11 @@ class Teachers:
         self.share = float(share)
         self.models = [LandslideModel(path, threads) for path in self.paths]
         for path, model in zip(self.paths, self.models):
-            for name in reading_differences(card, model.card)[:1]:
+            differences = reading_differences(card, model.card)
+            if differences:
                 raise TeacherError(f"the teacher {path} reads its inputs otherwise than the network trained here "
-                                   f"(its card's {name} differs), so its probability is no target for these tiles")
+                                   f"(its card's {differences[0]} differs), so its probability is no target for these "
+                                   "tiles")
 
     def targets(self, inputs: Dict[str, np.ndarray], target: np.ndarray) -> np.ndarray:
         """``target`` (N, H, W, 2: mask, validity) with the mask mixed with the teachers' mean probability.
