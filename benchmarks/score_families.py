@@ -49,7 +49,7 @@ gdal.UseExceptions()
 THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.01), 2)
 BASELINE_SLOPE_DEG = 10.0
 BASELINES = ("brightening", "greenness_loss", "darkening")
-MASK_BUFFER_M = 0.0  # the cloud polygons as they are (the plugin's default buffer is 50 m; see the README)
+MASK_BUFFER_M = 0.0  # the cloud polygons as they are (the plugin's default buffer is 100 m; see the README)
 
 
 def prf(c: np.ndarray) -> Dict[str, float]:

@@ -108,7 +108,7 @@ def test_map_dialog_shows_plain_defaults_and_reachable_outputs(desktop_run):
     prefilled = report["map_prefilled"]
     assert float(prefilled["THRESHOLD"]) == pytest.approx(0.5)  # the default model's card
     assert float(prefilled["MIN_AREA_M2"]) == pytest.approx(100.0)
-    assert float(prefilled["MASK_BUFFER"]) == 50.0
+    assert float(prefilled["MASK_BUFFER"]) == 100.0
     assert report["map_dialog_tall"]["outputs_visible"] == {"OUTPUT_POLYGONS": True, "OUTPUT_PROBABILITY": True,
                                                             "OUTPUT_MASK": True}
 

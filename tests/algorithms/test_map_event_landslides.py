@@ -809,7 +809,7 @@ def test_dialog_layout_defaults_and_discoverability(qgis_app):
     assert shipped.threshold == pytest.approx(0.5)  # today's default model (a new one changes this line only)
     assert definitions["THRESHOLD"].defaultValue() == pytest.approx(shipped.threshold)
     assert definitions["MIN_AREA_M2"].defaultValue() == pytest.approx(100.0)
-    assert definitions["MASK_BUFFER"].defaultValue() == 50.0
+    assert definitions["MASK_BUFFER"].defaultValue() == 100.0
     assert "Image values" not in [d.description() for d in definitions.values()]
     # outputs first among destinations, polygons first
     destinations = [d.name() for d in algorithm.destinationParameterDefinitions()]
